@@ -1,0 +1,39 @@
+# The two commands of the README:
+#   make demo   run the whole chain built so far on embedded procedural data
+#   make test   run the test suite
+# Both create .venv on first use (python3.11 -m venv + pip) and reuse it after; the stamp is keyed
+# on the requirement files, so editing requirements.txt or setup.py reinstalls.
+PYTHON   ?= python3.11
+VENV     ?= .venv
+REQ_HASH := $(shell cat requirements.txt setup.py | sha256sum | cut -c1-16)
+STAMP    := $(VENV)/.installed-$(REQ_HASH)
+DEMO_OUT ?= demo-out
+PYTEST_ARGS ?=
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+.PHONY: venv test demo bench sdist clean
+
+venv: $(STAMP)
+
+$(STAMP):
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+test: venv
+	$(VENV)/bin/python -m pytest --durations=25 $(PYTEST_ARGS)
+
+demo: venv
+	$(VENV)/bin/molmo2-data demo --out $(DEMO_OUT)
+
+bench: venv
+	@for b in benchmarks/[a-z]*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
+
+sdist: venv
+	$(VENV)/bin/python setup.py -q sdist
+
+clean:
+	rm -rf build dist *.egg-info $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,1 @@
+"""Label Studio projects: templates, push, pull, normalize and agreement."""

@@ -1,0 +1,5 @@
+import sys
+
+from molmo2_data.cli import main
+
+sys.exit(main())
