@@ -1,0 +1,32 @@
+"""Jobs the sandbox tests run in the child process."""
+import os
+import signal
+import time
+
+from pipelines.errors import InputError
+
+
+def add(a, b):
+    print("noise on stdout must not break the protocol")
+    return a + b
+
+
+def sleep(seconds):
+    time.sleep(seconds)
+    return "woke"
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def bad_input():
+    raise InputError("decode", "truncated", "x.mp4: moov atom not found")
+
+
+def bug():
+    raise KeyError("oops")
+
+
+def pid():
+    return os.getpid()
