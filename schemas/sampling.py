@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["sample_times", "DEFAULT_MAX_FRAMES", "DEFAULT_MAX_FPS", "long_clip_threshold"]
+__all__ = ["sample_times", "DEFAULT_MAX_FRAMES", "DEFAULT_MAX_FPS", "long_clip_threshold", "TIME_EPS"]
+
+TIME_EPS = 1e-6
+"""Times closer than this are the same instant: ``20.1 - 10.1`` must sample like ``10.0``."""
 
 DEFAULT_MAX_FRAMES = 128
 DEFAULT_MAX_FPS = 2.0
@@ -65,11 +68,11 @@ def sample_times(
         times = [i * step for i in range(max_frames - 1)]
         times.append(duration)
         return times
-    times = []
-    i = 0
+    times = [0.0]
+    i = 1
     while True:
         t = i / max_fps  # i / fps, not a running sum, so 0.5 steps stay exact
-        if t >= duration:
+        if t >= duration - TIME_EPS:  # a grid point that *is* the end is not repeated
             break
         times.append(t)
         i += 1

@@ -71,8 +71,15 @@ def test_properties(duration, max_frames, max_fps):
     if duration <= long_clip_threshold(max_frames, max_fps):
         # every time but the last sits on the 1/max_fps grid, and no grid point is skipped
         assert times[:-1] == [i / max_fps for i in range(len(times) - 1)]
-        assert (len(times) - 1) / max_fps >= duration - 1e-9
+        assert (len(times) - 1) / max_fps >= duration - 1e-6
     else:
         assert len(times) == max_frames
         # never faster than max_fps on average
         assert (len(times) - 1) / duration <= max_fps + 1e-9
+
+
+def test_float_noise_in_duration_does_not_add_a_frame():
+    # 20.1 - 10.1 == 10.000000000000002 must sample like a 10 s clip
+    noisy = sample_times(20.1 - 10.1)
+    assert len(noisy) == len(sample_times(10.0)) == 21
+    assert noisy[-2] == 9.5

@@ -1,0 +1,249 @@
+"""Dataset record definitions: one strict pydantic model per Molmo 2 dataset.
+
+One job: state the fields and cross-field rules of the nine datasets (Cap, AskModelAnything,
+CapQA, SubtitleQA, VideoPoint, VideoTrack, MultiImageQA, MultiImagePoint, SynMultiImageQA).
+Shared bases, field types and the asset records live in ``schemas.record_types``; import
+everything through ``schemas.records``.
+
+Video datasets refer to a ``Clip`` by ``clip_id``; their times are seconds from the clip start.
+Multi-image datasets refer to an ``ImageSet`` and list its images in prompt order.
+"""
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Optional
+
+from pydantic import Field, model_validator
+
+from schemas.record_types import (
+    POINT_GRID_FPS,
+    TIME_TOLERANCE,
+    Count,
+    ImagePoint,
+    Key,
+    Pixels,
+    QAPair,
+    Record,
+    Seconds,
+    SubtitleCue,
+    Text,
+    TimedPoint,
+    TrackObject,
+    check_cues,
+    check_sorted,
+    check_within,
+    fmt_num,
+    rule_error,
+)
+
+__all__ = [
+    "VideoAnnotation", "Cap", "AskModelAnything", "CapQA", "SubtitleQA", "VideoPoint", "VideoTrack",
+    "MultiImageRecord", "MultiImageQA", "MultiImagePoint", "SynMultiImageQA",
+]
+
+
+class VideoAnnotation(Record):
+    """Base of the video datasets: which clip of which video the annotation is about."""
+
+    video_id: Key
+    clip_id: Key
+    clip_start: Seconds
+    """Clip start in source-video seconds."""
+    clip_end: Seconds
+    """Clip end in source-video seconds."""
+
+    @property
+    def clip_duration(self) -> float:
+        """Clip length in seconds."""
+        return self.clip_end - self.clip_start
+
+    @model_validator(mode="after")
+    def _clip_bounds(self) -> VideoAnnotation:
+        if self.clip_end < self.clip_start:
+            raise rule_error("clip_end", f"must be >= clip_start ({fmt_num(self.clip_start)}), got "
+                             f"{fmt_num(self.clip_end)}", self.clip_end)
+        return self
+
+
+class Cap(VideoAnnotation):
+    """Dense video caption of a clip, at several lengths."""
+
+    RECORD_NAME: ClassVar[str] = "Cap"
+    clip_caption: Text
+    """The caption written for this clip."""
+    merged_caption: Optional[str] = None
+    """Caption merged from the clip captions of the whole video."""
+    frame_merged_caption: Optional[str] = None
+    """Caption merged with frame-level captions."""
+    annotation_score: Optional[float] = None
+    """Quality score given to the annotation, when rated."""
+
+
+class AskModelAnything(VideoAnnotation):
+    """Human-written free-form question and answer about a clip."""
+
+    RECORD_NAME: ClassVar[str] = "AskModelAnything"
+    question: Text
+    answer: Text
+
+
+class CapQA(VideoAnnotation):
+    """Caption-derived multiple-choice QA: one right answer and wrong ones."""
+
+    RECORD_NAME: ClassVar[str] = "CapQA"
+    question: Text
+    answer: Text
+    negative_answers: Annotated[list[Text], Field(min_length=1)]
+    category: Text
+
+    @model_validator(mode="after")
+    def _answer_not_negative(self) -> CapQA:
+        if self.answer in self.negative_answers:
+            i = self.negative_answers.index(self.answer)
+            raise rule_error(f"negative_answers[{i}]", f"must differ from answer, got {self.answer!r}",
+                             self.answer)
+        return self
+
+
+class SubtitleQA(CapQA):
+    """Multiple-choice QA that needs the subtitles; cues relative to the clip start."""
+
+    RECORD_NAME: ClassVar[str] = "SubtitleQA"
+    subtitles: Annotated[list[SubtitleCue], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _cues_in_clip(self) -> SubtitleQA:
+        check_cues(self.subtitles, self.clip_duration, "subtitles")
+        return self
+
+
+class VideoPoint(VideoAnnotation):
+    """Video pointing / counting query; v2 (v1 stored x, y on a 0-100 scale).
+
+    ``points`` is flat, sorted by ``time``; the points of one timestamp are consecutive.
+    """
+
+    RECORD_NAME: ClassVar[str] = "VideoPoint"
+    SCHEMA_VERSION: ClassVar[int] = 2
+    source: Text
+    duration: Seconds
+    """Duration of the whole source video, seconds."""
+    label: Text
+    question: Text
+    count: Count
+    """Number of points (equals ``len(points)``)."""
+    points: list[TimedPoint]
+    category: Text
+    annotator_unsure: bool
+
+    @model_validator(mode="after")
+    def _point_rules(self) -> VideoPoint:
+        if self.clip_end > self.duration + TIME_TOLERANCE:
+            raise rule_error("clip_end", f"must be <= duration ({fmt_num(self.duration)}), got "
+                             f"{fmt_num(self.clip_end)}", self.clip_end)
+        if self.count != len(self.points):
+            raise rule_error("count", f"must equal the number of points ({len(self.points)}), got "
+                             f"{self.count}", self.count)
+        times = [p.time for p in self.points]
+        check_sorted(times, "points", field=".time")
+        for i, t in enumerate(times):
+            if abs(t * POINT_GRID_FPS - round(t * POINT_GRID_FPS)) > TIME_TOLERANCE:
+                grid = 1 / POINT_GRID_FPS
+                raise rule_error(f"points[{i}].time", f"must be on the {grid} s grid, got {t!r}", t)
+        check_within(times, self.clip_duration, "points", "the clip duration", field=".time")
+        return self
+
+    @property
+    def timestamps(self) -> list[float]:
+        """Distinct point times, ascending."""
+        return sorted({p.time for p in self.points})
+
+
+class VideoTrack(VideoAnnotation):
+    """Referring-expression tracking: every object's point in every annotated frame."""
+
+    RECORD_NAME: ClassVar[str] = "VideoTrack"
+    source: Text
+    expression: Text
+    """The referring expression naming the tracked objects."""
+    fps: Annotated[float, Field(gt=0.0)]
+    """Annotation frame rate."""
+    width: Pixels
+    height: Pixels
+    start_frame: Count
+    end_frame: Count
+    timestamps: list[Seconds]
+    """Times of the annotated frames, relative to the clip start, strictly increasing."""
+    objects: list[TrackObject]
+
+    @model_validator(mode="after")
+    def _track_rules(self) -> VideoTrack:
+        if self.end_frame < self.start_frame:
+            raise rule_error("end_frame", f"must be >= start_frame ({self.start_frame}), got "
+                             f"{self.end_frame}", self.end_frame)
+        check_sorted(self.timestamps, "timestamps", strict=True)
+        check_within(self.timestamps, self.clip_duration, "timestamps", "the clip duration")
+        seen: set[int] = set()
+        for i, obj in enumerate(self.objects):
+            if obj.object_id in seen:
+                raise rule_error(f"objects[{i}].object_id", f"must be unique, got {obj.object_id} twice",
+                                 obj.object_id)
+            seen.add(obj.object_id)
+            if len(obj.points) != len(self.timestamps):
+                raise rule_error(f"objects[{i}].points", f"must have one entry per timestamp "
+                                 f"({len(self.timestamps)}), got {len(obj.points)}", len(obj.points))
+        return self
+
+
+class MultiImageRecord(Record):
+    """Base of the multi-image datasets: the image set and its images, in prompt order."""
+
+    image_set_id: Key
+    image_ids: Annotated[list[Key], Field(min_length=2)]
+    """Images in the order shown (``Image 1`` is ``image_ids[0]``)."""
+
+    @model_validator(mode="after")
+    def _unique_image_ids(self) -> MultiImageRecord:
+        if len(set(self.image_ids)) != len(self.image_ids):
+            raise rule_error("image_ids", f"must be unique, got {self.image_ids}", self.image_ids)
+        return self
+
+
+class MultiImageQA(MultiImageRecord):
+    """Question/answer pairs about a set of images."""
+
+    RECORD_NAME: ClassVar[str] = "MultiImageQA"
+    qa_pairs: Annotated[list[QAPair], Field(min_length=1)]
+
+
+class MultiImagePoint(MultiImageRecord):
+    """Pointing / counting over a set of images; points sorted by ``image_index``."""
+
+    RECORD_NAME: ClassVar[str] = "MultiImagePoint"
+    label: Text
+    question: Text
+    count: Count
+    """Number of points (equals ``len(points)``)."""
+    points: list[ImagePoint]
+
+    @model_validator(mode="after")
+    def _image_point_rules(self) -> MultiImagePoint:
+        if self.count != len(self.points):
+            raise rule_error("count", f"must equal the number of points ({len(self.points)}), got "
+                             f"{self.count}", self.count)
+        check_sorted([float(p.image_index) for p in self.points], "points", field=".image_index")
+        for i, p in enumerate(self.points):
+            if p.image_index >= len(self.image_ids):
+                raise rule_error(f"points[{i}].image_index", f"must be < the number of images "
+                                 f"({len(self.image_ids)}), got {p.image_index}", p.image_index)
+        return self
+
+
+class SynMultiImageQA(MultiImageRecord):
+    """Synthetic multi-image QA (charts, tables, documents...) with an explanation."""
+
+    RECORD_NAME: ClassVar[str] = "SynMultiImageQA"
+    question: Text
+    explanation: Text
+    answer: Text
+    category: Optional[str] = None
+    """Kind of images, e.g. ``chart``, ``table``, ``document``."""
