@@ -51,7 +51,7 @@ def test_sdist_installs_no_deps_into_clean_venv(sdist, tmp_path, repo_root):
     _run([sys.executable, "-m", "venv", str(venv)])
     py = venv / "bin" / "python"
     # Dataflow workers run `pip install` on the staged sdist; the dependencies are already there.
-    _run([str(py), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", str(sdist)])
+    _run([str(py), "-m", "pip", "install", "--quiet", "--no-deps", str(sdist)])
     # Borrow the dependencies (not the project) from the project's venv through a .pth file.
     worker_site = Path(
         _run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
