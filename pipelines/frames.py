@@ -328,6 +328,7 @@ def decode_clip(
     max_side: int | None = None,
     rotation: int | None = None,
     num_threads: int = 0,
+    times: Sequence[float] | None = None,
 ) -> DecodedClip:
     """Decode the frames shown at the Molmo 2 sample times of ``[start, end]``.
 
@@ -342,6 +343,8 @@ def decode_clip(
         rotation: counter-clockwise degrees to turn coded frames upright; None uses the
             container's display rotation (``probe``), 0 gives frames as coded.
         num_threads: decoder threads for decord (0: FFmpeg chooses).
+        times: explicit clip-relative times to decode instead of the Molmo 2 sample times (used
+            for the constant-frame-rate mp4 of track annotation); each in ``[0, end - start]``.
 
     Returns:
         A ``DecodedClip``; ``frames[i]`` is the frame shown at ``start + timestamps[i]``.
@@ -379,7 +382,12 @@ def decode_clip(
                          f"[0, {video_duration:.6f}]")
     end = min(end, video_duration)
     duration = max(0.0, end - float(start))
-    times = sample_times(duration, max_frames=max_frames, max_fps=max_fps)
+    if times is None:
+        times = sample_times(duration, max_frames=max_frames, max_fps=max_fps)
+    else:
+        times = [float(t) for t in times]
+        if not times or min(times) < 0 or max(times) > duration + 1e-6:
+            raise ValueError(f"{name}: explicit times must be non-empty and inside [0, {duration:.6f}]")
     indices = indices_for_times(starts, [start + t for t in times])
 
     unique = sorted(set(indices))

@@ -207,7 +207,7 @@ class VideoAsset(Record):
     """Display width in pixels, after rotation."""
     height: Pixels
     rotation: Literal[0, 90, 180, 270]
-    """Container rotation in degrees clockwise."""
+    """Display rotation in degrees counter-clockwise (the display-matrix convention PyAV reports)."""
     license: Text
     source: Text
     """Source name, e.g. ``youtube``."""
@@ -234,6 +234,13 @@ class Clip(Record):
     subtitles: Optional[list[SubtitleCue]] = None
     """Cues inside the clip, relative to ``start``; None when the video has no subtitles."""
     split: Split
+    mp4: Optional[str] = None
+    """Constant-frame-rate H.264 copy of the clip starting at time 0 (for track annotation),
+    relative to the ingest output folder; None when not written."""
+    mp4_fps: Optional[Annotated[float, Field(gt=0.0)]] = None
+    """Frame rate of ``mp4``: its frame f (1-based) is shown from ``(f - 1) / mp4_fps``."""
+    mp4_frame_indices: Optional[list[Count]] = None
+    """Source frame index shown at each frame of ``mp4`` (the frame map back to source time)."""
 
     @model_validator(mode="after")
     def _clip_rules(self) -> Clip:
