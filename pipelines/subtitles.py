@@ -1,0 +1,202 @@
+"""Subtitle files to clean cues, cues to clip time, and cues to the Molmo 2 subtitle prompt block.
+
+Parsing is pysubs2's (WebVTT, SRT, ASS/SSA, TTML, SAMI); this module only decodes the bytes, checks
+that every timing line became a cue (pysubs2 skips or swallows unreadable ones silently), strips
+what markup pysubs2 leaves (VTT karaoke timestamps ``<00:00:01.500>``, HTML entities), collapses
+whitespace and drops empty, comment and drawing events. Cues come out sorted by (start, end);
+consecutive cues with the same text that touch or overlap (rolling captions) are merged into one.
+"""
+from __future__ import annotations
+
+import codecs
+import html
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from pipelines.errors import InputError
+
+__all__ = ["Cue", "SUBTITLE_FORMATS", "parse_subtitles", "clip_cues", "format_subtitle_block"]
+
+SUBTITLE_FORMATS = ("vtt", "srt", "ass", "ssa", "ttml", "sami")
+"""pysubs2 format ids accepted (microdvd needs a frame rate; tmp/mpl2 are too loose to trust)."""
+_ALIASES = {"webvtt": "vtt", "dfxp": "ttml", "xml": "ttml", "smi": "sami", "subrip": "srt"}
+_TIMED_FORMATS = ("vtt", "srt")  # formats whose cues each have one "-->" timing line
+_LEFTOVER_TAG = re.compile(r"</?[A-Za-z0-9][^<>]*>")  # <00:00:01.500>, <c.yellow>, </v> ...
+_SPACE = re.compile(r"\s+")
+_TIME_DIGITS = 6  # clip-relative times are rounded to the microsecond (float noise of subtraction)
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One subtitle cue: seconds (file time from ``parse_subtitles``; clip time after ``clip_cues``)."""
+
+    start: float
+    end: float
+    text: str
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.start) and math.isfinite(self.end)) or not 0 <= self.start <= self.end:
+            raise ValueError(f"cue needs 0 <= start <= end, got start={self.start}, end={self.end}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"start", "end", "text"}``: the shape of ``schemas`` ``SubtitleCue``."""
+        return {"start": self.start, "end": self.end, "text": self.text}
+
+
+def _malformed(name: str, why: str) -> InputError:
+    return InputError("subtitle", "malformed_subtitle", f"{name or '<subtitle>'}: {why}")
+
+
+def _decode(data: bytes | str, name: str) -> str:
+    if isinstance(data, str):
+        return data.lstrip("\ufeff")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    else:
+        encoding = "utf-8-sig"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise _malformed(name, f"not {encoding.upper().replace('-SIG', '')} text ({exc.reason} at byte "
+                         f"{exc.start}); decode it and pass a str") from None
+
+
+def _format_id(fmt: str | None, name: str) -> str | None:
+    if fmt is None:
+        suffix = PurePosixPath(name.split("?", 1)[0]).suffix.lower().lstrip(".")
+        fmt = _ALIASES.get(suffix, suffix)
+        return fmt if fmt in SUBTITLE_FORMATS else None  # unknown extension: let pysubs2 detect
+    fmt = fmt.lower().lstrip(".")
+    fmt = _ALIASES.get(fmt, fmt)
+    if fmt not in SUBTITLE_FORMATS:
+        raise InputError("subtitle", "unsupported_subtitle_format",
+                         f"{name or '<subtitle>'}: format {fmt!r} is not one of {', '.join(SUBTITLE_FORMATS)}")
+    return fmt
+
+
+def _clean(text: str, fmt: str) -> str:
+    text = _LEFTOVER_TAG.sub("", text)
+    if fmt in _TIMED_FORMATS:  # (TTML/SAMI are XML/HTML: their parser already unescaped entities)
+        text = html.unescape(text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def parse_subtitles(data: bytes | str, fmt: str | None = None, name: str = "") -> list[Cue]:
+    """Parse a subtitle file into clean cues, in file time, sorted by (start, end).
+
+    Args:
+        data: the file's bytes (UTF-8, or UTF-16 with a BOM) or text.
+        fmt: ``vtt``/``webvtt``, ``srt``, ``ass``, ``ssa``, ``ttml``/``dfxp``, ``sami``; None to use
+            the extension of ``name``, else pysubs2's detection.
+        name: the file name or URL, for the format and for error messages.
+
+    Returns:
+        The cues; empty for an empty file or a WebVTT file with a header and no cues.
+
+    Raises:
+        InputError: ``("subtitle", "malformed_subtitle", ...)`` when the bytes are not text, the
+            format cannot be detected, pysubs2 cannot parse it, a timing line was not understood,
+            non-empty SRT/VTT text has no cue, or a cue ends before it starts;
+            ``unsupported_subtitle_format`` for an unknown ``fmt``.
+    """
+    import pysubs2
+
+    fmt_id = _format_id(fmt, name)
+    text = _decode(data, name)
+    if not text.strip():
+        return []
+    try:
+        subs = pysubs2.SSAFile.from_string(text, format_=fmt_id)
+    except Exception as exc:  # any failure of the parser on this input is a bad input
+        what = fmt_id or "a subtitle file"
+        raise _malformed(name, f"cannot parse as {what} ({type(exc).__name__}: {exc})") from None
+    fmt_id = fmt_id or getattr(subs, "format", None) or ""
+    if fmt_id not in SUBTITLE_FORMATS:
+        raise _malformed(name, f"detected format {fmt_id!r} is not one of {', '.join(SUBTITLE_FORMATS)}")
+    events = [e for e in subs if not e.is_comment]
+    if fmt_id in _TIMED_FORMATS:
+        timing_lines = sum("-->" in line for line in text.splitlines())
+        if len(events) < timing_lines:
+            raise _malformed(name, f"only {len(events)} of {timing_lines} cue timings could be read")
+        if not events and not (fmt_id == "vtt" and text.lstrip().startswith("WEBVTT")):
+            raise _malformed(name, f"no {fmt_id} cue found in {len(text)} characters of text")
+    cues: list[Cue] = []
+    for i, event in enumerate(events):
+        if event.start < 0 or event.end < event.start:
+            raise _malformed(name, f"cue {i + 1} ({event.plaintext[:40]!r}) has start {event.start / 1000} s "
+                             f"and end {event.end / 1000} s")
+        cleaned = "" if event.is_drawing else _clean(event.plaintext, fmt_id)
+        if cleaned:
+            cues.append(Cue(event.start / 1000, event.end / 1000, cleaned))
+    cues.sort(key=lambda c: (c.start, c.end))
+    merged: list[Cue] = []
+    for cue in cues:
+        if merged and merged[-1].text == cue.text and cue.start <= merged[-1].end:
+            merged[-1] = Cue(merged[-1].start, max(merged[-1].end, cue.end), cue.text)
+        else:
+            merged.append(cue)
+    return merged
+
+
+def clip_cues(cues: Sequence[Cue], clip_start: float, clip_end: float) -> list[Cue]:
+    """Cues relative to a clip: shifted by ``clip_start``, cut to ``[0, clip_end - clip_start]``.
+
+    A cue is kept when it overlaps the clip for a positive time, or when it is a zero-length cue
+    inside the clip; order is kept. Times are rounded to the microsecond and never leave the range.
+
+    Args:
+        cues: cues in source time (as from ``parse_subtitles``).
+        clip_start: clip start, source seconds (>= 0).
+        clip_end: clip end, source seconds (> clip_start).
+
+    Returns:
+        The clipped cues.
+
+    Raises:
+        ValueError: the clip bounds are not finite or not ``0 <= clip_start < clip_end``.
+    """
+    if not (math.isfinite(clip_start) and math.isfinite(clip_end)) or not 0 <= clip_start < clip_end:
+        raise ValueError(f"clip needs 0 <= clip_start < clip_end, got {clip_start}, {clip_end}")
+    duration = clip_end - clip_start
+    out = []
+    for cue in cues:
+        lo, hi = max(cue.start, clip_start), min(cue.end, clip_end)
+        if hi > lo or (cue.start == cue.end and lo == hi):
+            end = min(round(hi - clip_start, _TIME_DIGITS), duration)
+            start = min(max(round(lo - clip_start, _TIME_DIGITS), 0.0), end)
+            out.append(Cue(start, end, cue.text))
+    return out
+
+
+def format_subtitle_block(cues: Sequence[Cue], frame_times: Sequence[float] | None = None,
+                          window_s: float = 0.0) -> str:
+    """The Molmo 2 subtitle block that follows the frames in the prompt.
+
+    Follows the Molmo 2 training code, ``TokenIndexingVideoPreprocessor.__call__`` in
+    ``olmo/preprocessing/video_preprocessor.py`` (read in the public fork tidalove/molmo2fish;
+    allenai/molmo2 itself was not in the code index): ``"subtitle\\n"`` then, per cue,
+    ``f"{start:.1f} - {end:.1f} {text}\\n"``, so every line, the last one included, ends with a
+    newline (molmo2-formats.md does not say so), and nothing at all when there are no cues; the
+    block's tokens come right after the last frame's. That code keeps cues in a dict keyed by
+    (start, end), so of two cues with the same times only the last survives; here both are kept.
+    With ``frame_times`` this applies that code's ``frame_N`` mode (its config default is
+    ``frame_1``): a cue is kept only when some frame time t has ``start <= t + N`` and
+    ``end >= t - N``; without, its ``all`` mode.
+
+    Args:
+        cues: clip-relative cues (``clip_cues``), in order.
+        frame_times: the sampled frame times of the clip; None keeps every cue.
+        window_s: the ``frame_N`` window in seconds (N), used with ``frame_times``.
+
+    Returns:
+        The block, or ``""`` when no cue is kept.
+    """
+    if frame_times is not None:
+        cues = [c for c in cues if any(c.start <= t + window_s and c.end >= t - window_s for t in frame_times)]
+    if not cues:
+        return ""
+    return "subtitle\n" + "".join(f"{c.start:.1f} - {c.end:.1f} {c.text}\n" for c in cues)
