@@ -13,7 +13,6 @@ from typing import Callable, Sequence
 
 # Which issue brings each capability that is not built yet; named in the error users see.
 _NOT_YET = {
-    "ingest": "[2/7] ingest pipeline",
     "annotate": "[3/7] annotation with Label Studio",
     "synth": "[4/7] synthetic generators",
     "build": "[5/7] shards: merge, validate, publish",
@@ -71,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--manifest", required=True, help="JSONL, CSV or Parquet manifest of videos")
     p.add_argument("--out", required=True, help="output folder")
-    p.set_defaults(handler=_not_built("ingest"), passthrough=True)
+    p.set_defaults(handler=_lazy("pipelines.ingest:main"), passthrough=True)
 
     p = sub.add_parser("synth", help="synthetic QA generators: CapQA, SubtitleQA, SynMultiImageQA")
     p.set_defaults(handler=_not_built("synth"))

@@ -1,0 +1,312 @@
+"""Ingest: a manifest of videos in, clean sampled clips out (Apache Beam).
+
+``IngestVideos`` is the composite transform; ``run(argv)`` parses options and runs it
+(``molmo2-data ingest --manifest M --out DIR [Beam options]``). Locally the runner is Beam's
+``FnApiRunner`` (in memory, or ``--direct_running_mode=multi_processing --direct_num_workers=N``);
+``--runner=DataflowRunner|SparkRunner|FlinkRunner`` with their usual options runs the same
+code elsewhere (worker code lives in this package; stage it with ``--setup_file ./setup.py``).
+
+Outputs under ``--out``::
+
+    clips/clips-NNNNNN.tar (+ .done.json)   WebDataset shards: {clip_id}.json + {clip_id}.NNN.jpg
+    clips.parquet      one row per clip (schemas Clip)
+    videos.parquet     one row per kept source video (schemas VideoAsset)
+    failures.parquet   one row per failed or duplicate manifest row (schemas FailureRecord)
+    shards.json        sha256, sample count and clip fingerprint of every shard
+    summary.json       counts by outcome and by error type (deterministic)
+    media/{clip_id}.mp4  constant-frame-rate clips for track annotation (--cfr-mp4)
+    .work/             raw store, frame store, failure memory (reused by reruns)
+
+Every manifest row ends in exactly one outcome: succeeded, failed or duplicate. Rerunning the
+same command after an interruption reuses downloads, decoded clips and committed shards and gives
+byte-identical outputs; ``--retry-failed`` retries the inputs that failed before.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.pvalue import AsSingleton
+
+from pipelines.config import IngestConfig
+from pipelines.dedupe import DedupeVideos
+from pipelines.errors import InputError
+from pipelines.ingest_steps import (
+    FAILED, ProcessVideoFn, ReadManifestFn, WriteShardFn, clip_records, failure_record, video_record,
+)
+
+__all__ = ["IngestVideos", "run", "main", "build_parser"]
+
+
+# ------------------------------------------------------------------ small module-level steps
+def _by_input_id(item):
+    return item.row.input_id, item
+
+
+def _candidate(item):
+    from pipelines.dedupe import DedupeCandidate
+
+    return DedupeCandidate(input_id=item.row.input_id, rank=item.row.row_number,
+                           sha256=item.fetch.sha256, phashes=tuple(item.video.phashes))
+
+
+def _mark_kept(candidate):
+    return candidate.input_id, True
+
+
+def _by_duplicate_id(duplicate):
+    return duplicate.input_id, duplicate
+
+
+def _route_dedupe(element):
+    """(input_id, {"video", "kept", "dup"}) -> kept VideoItem | "failed": duplicate record."""
+    from pipelines.ingest_steps import _row_json
+
+    _, grouped = element
+    (item,) = grouped["video"]
+    if grouped["kept"]:
+        yield item
+        return
+    (dup,) = grouped["dup"]
+    message = (f"{item.row.input_id}: {dup.kind} duplicate of {dup.duplicate_of}"
+               + (f" (mean perceptual-hash distance {dup.distance:.2f})" if dup.kind == "near" else
+                  " (same bytes)"))
+    yield beam.pvalue.TaggedOutput(FAILED, failure_record(
+        item.row.input_id, "dedupe", f"{dup.kind}_duplicate", message, _row_json(item.row),
+        outcome="duplicate", duplicate_of=dup.duplicate_of))
+
+
+class _ClipsFn(beam.DoFn):
+    """Kept VideoItem -> clip refs; an invalid clip fails its video."""
+
+    def __init__(self, config: IngestConfig):
+        self.config = config
+
+    def process(self, item):
+        from pipelines.ingest_steps import _row_json
+
+        try:
+            refs = clip_records(item, self.config)
+        except InputError as exc:
+            yield beam.pvalue.TaggedOutput(FAILED, failure_record(
+                item.row.input_id, exc.stage, exc.error_type, exc.message, _row_json(item.row)))
+            return
+        yield beam.pvalue.TaggedOutput("videos", video_record(item, self.config))
+        for ref in refs:
+            yield ref
+
+
+def _clip_id(ref):
+    return ref[0]
+
+
+def _sorted_ids(ids):
+    return sorted(ids)
+
+
+def _assign_shard(ref, ordered_ids, per_shard):
+    import bisect
+
+    return bisect.bisect_left(ordered_ids, ref[0]) // per_shard, ref
+
+
+def _record_of(ref):
+    return ref[1]
+
+
+class IngestVideos(beam.PTransform):
+    """Manifest paths -> shards, tables and a summary under ``out_dir``.
+
+    Input: ``PCollection[str]`` of manifest paths. Output: ``PCollection[dict]`` with one summary.
+
+    Args:
+        config: ingest settings.
+        out_dir: output folder.
+        work_dir: raw store, frame store and failure memory (default ``{out_dir}/.work``).
+        retry_failed: retry inputs remembered as failed by an earlier run.
+    """
+
+    def __init__(self, config: IngestConfig, out_dir: str, work_dir: str | None = None,
+                 retry_failed: bool = False, label: str | None = None):
+        super().__init__(label)
+        self.config = config
+        self.out_dir = str(out_dir)
+        self.work_dir = str(work_dir or os.path.join(out_dir, ".work"))
+        self.retry_failed = retry_failed
+
+    def expand(self, manifests):
+        cfg = self.config
+        read = manifests | "ReadManifest" >> beam.ParDo(ReadManifestFn()).with_outputs(FAILED, main="rows")
+        # rows: ManifestRow (video rows); read.failed: failure record dicts
+        processed = (read.rows
+                     | "Spread" >> beam.Reshuffle()
+                     | "FetchProbeDecode" >> beam.ParDo(
+                         ProcessVideoFn(cfg, self.work_dir, self.retry_failed)).with_outputs(FAILED, main="videos"))
+        # processed.videos: VideoItem (metadata + frame-store references only)
+        verdicts = (processed.videos
+                    | "ToCandidates" >> beam.Map(_candidate)
+                    | "Dedupe" >> DedupeVideos(cfg.dedupe))
+        routed = ({"video": processed.videos | "KeyVideos" >> beam.Map(_by_input_id),
+                   "kept": verdicts["kept"] | "KeyKept" >> beam.Map(_mark_kept),
+                   "dup": verdicts["duplicates"] | "KeyDuplicates" >> beam.Map(_by_duplicate_id)}
+                  | "JoinVerdicts" >> beam.CoGroupByKey()
+                  | "RouteDedupe" >> beam.FlatMap(_route_dedupe).with_outputs(FAILED, main="kept"))
+        clips = routed.kept | "Clips" >> beam.ParDo(_ClipsFn(cfg)).with_outputs(FAILED, "videos", main="clips")
+        # clips.clips: (clip_id, clip record, frames_dir, mp4 path | None)
+        ordered = (clips.clips | "ClipIds" >> beam.Map(_clip_id)
+                   | "AllIds" >> beam.combiners.ToList() | "SortIds" >> beam.Map(_sorted_ids))
+        shard_infos = (clips.clips
+                       | "AssignShard" >> beam.Map(_assign_shard, AsSingleton(ordered), cfg.output.clips_per_shard)
+                       | "GroupByShard" >> beam.GroupByKey()
+                       | "WriteShards" >> beam.ParDo(WriteShardFn(self.out_dir)))
+        failures = ((read.failed, processed.failed, routed.failed, clips.failed)
+                    | "AllFailures" >> beam.Flatten())
+        finalize = _Finalize(self.out_dir)
+        return (manifests.pipeline
+                | "Start" >> beam.Create([None])
+                | "Finalize" >> beam.Map(
+                    finalize,
+                    AsSingleton(clips.clips | "Records" >> beam.Map(_record_of) | "ClipList" >> beam.combiners.ToList()),
+                    AsSingleton(clips.videos | "VideoList" >> beam.combiners.ToList()),
+                    AsSingleton(failures | "FailureList" >> beam.combiners.ToList()),
+                    AsSingleton(shard_infos | "ShardList" >> beam.combiners.ToList())))
+
+
+class _Finalize:
+    """Write the tables, shards.json and summary.json; drop shards of an earlier, larger run."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+
+    def __call__(self, _, clips, videos, failures, shards):
+        from schemas.arrow import to_table
+
+        out = Path(self.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_parquet(out / "clips.parquet", to_table("clip", sorted(clips, key=lambda r: r["key"])))
+        _write_parquet(out / "videos.parquet", to_table("video", sorted(videos, key=lambda r: r["key"])))
+        _write_parquet(out / "failures.parquet", to_table("failure", sorted(failures, key=lambda r: r["key"])))
+        shards = sorted(shards, key=lambda s: s["shard"])
+        keep = {s["shard"] for s in shards}
+        folder = out / "clips"
+        for stale in folder.glob("clips-*.tar") if folder.is_dir() else []:
+            if stale.name not in keep:
+                stale.unlink()
+                stale.with_name(stale.name + ".done.json").unlink(missing_ok=True)
+        _write_json(out / "shards.json", shards)
+        outcomes = Counter({"succeeded": len(videos)})
+        errors = Counter()
+        for f in failures:
+            outcomes[f["outcome"]] += 1
+            errors[f"{f['stage']}/{f['error_type']}"] += 1
+        summary = {
+            "rows": sum(outcomes.values()),
+            "outcomes": {k: outcomes.get(k, 0) for k in ("succeeded", "failed", "duplicate")},
+            "errors": dict(sorted(errors.items())),
+            "clips": len(clips),
+            "frames": sum(len(c["timestamps"]) for c in clips),
+            "shards": len(shards),
+            "shard_bytes": sum(s["num_bytes"] for s in shards),
+        }
+        _write_json(out / "summary.json", summary)
+        return summary
+
+
+def _write_parquet(path: Path, table) -> None:
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------ launcher
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="molmo2-data ingest", description=__doc__.split("\n\n")[0])
+    p.add_argument("--manifest", required=True, help="JSONL, CSV or Parquet manifest")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--config", help="YAML settings (see pipelines/configs/ingest.yaml)")
+    p.add_argument("--work-dir", help="raw/frame stores (default: OUT/.work)")
+    p.add_argument("--retry-failed", action="store_true", help="retry inputs that failed in an earlier run")
+    p.add_argument("--window", type=float, help="cut fixed windows of at most this many seconds")
+    p.add_argument("--cfr-mp4", action="store_true", help="also write constant-frame-rate mp4 clips (tracking)")
+    return p
+
+
+def _config_from(args) -> IngestConfig:
+    config = IngestConfig.from_yaml(args.config) if args.config else IngestConfig()
+    data = config.to_dict()
+    if args.window is not None:
+        data["clips"]["window_s"] = args.window
+    if args.cfr_mp4:
+        data["frames"]["write_cfr_mp4"] = True
+    return IngestConfig.from_dict(data)
+
+
+def run(argv=None, test_pipeline=None, config: IngestConfig | None = None) -> dict:
+    """Parse ``argv`` (ours + Beam's options) and run the ingest; return the summary.
+
+    Args:
+        argv: command-line arguments; unknown ones are Beam pipeline options.
+        test_pipeline: a pipeline to build on instead of a new one (tests).
+        config: settings to use instead of ``--config``.
+
+    Returns:
+        The summary dict (also in ``OUT/summary.json``), plus ``seconds`` and throughput figures.
+    """
+    args, beam_args = build_parser().parse_known_args(argv)
+    config = config or _config_from(args)
+    if not Path(args.manifest).exists() and "://" not in args.manifest:
+        raise FileNotFoundError(f"manifest {args.manifest} does not exist")
+    options = PipelineOptions(beam_args)
+    runner = options.view_as(StandardOptions).runner
+    if runner is None:  # never Beam's default (it tries to download the Prism binary)
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        runner = FnApiRunner()
+    started = time.monotonic()
+    pipeline = test_pipeline or beam.Pipeline(runner=runner, options=options)
+    with pipeline as p:
+        _ = (p | "Manifest" >> beam.Create([os.path.abspath(args.manifest)])
+             | "Ingest" >> IngestVideos(config, args.out, args.work_dir, args.retry_failed))
+    seconds = time.monotonic() - started
+    summary = json.loads((Path(args.out) / "summary.json").read_text())
+    summary["seconds"] = round(seconds, 3)
+    summary["clips_per_s"] = round(summary["clips"] / seconds, 3) if seconds else None
+    summary["frames_per_s"] = round(summary["frames"] / seconds, 3) if seconds else None
+    return summary
+
+
+def print_summary(summary: dict, out: str, file=sys.stdout) -> None:
+    o = summary["outcomes"]
+    print(f"ingest: {summary['rows']} rows -> {o['succeeded']} succeeded, {o['failed']} failed, "
+          f"{o['duplicate']} duplicate", file=file)
+    print(f"  {summary['clips']} clips, {summary['frames']} frames in {summary['shards']} shards "
+          f"({summary['shard_bytes'] / 1e6:.1f} MB) in {summary['seconds']:.1f} s "
+          f"({summary['clips_per_s']} clips/s, {summary['frames_per_s']} frames/s)", file=file)
+    for name, n in summary["errors"].items():
+        print(f"  {n:6d}  {name}", file=file)
+    print(f"  outputs: {out}/clips/, {out}/clips.parquet, {out}/failures.parquet, {out}/summary.json",
+          file=file)
+
+
+def main(args: argparse.Namespace, extra: list[str]) -> int:
+    """``molmo2-data ingest`` entry point (called by the command line)."""
+    argv = ["--manifest", args.manifest, "--out", args.out] + list(extra)
+    summary = run(argv)
+    print_summary(summary, args.out)
+    return 0

@@ -1,0 +1,263 @@
+"""The steps (DoFns and small functions) that ``pipelines.ingest.IngestVideos`` chains.
+
+Every element that crosses a step boundary is small metadata; frame bytes stay in the frame
+store on disk until the shard writer reads them. The shapes that flow:
+
+    manifest path  -> ReadManifestFn -> ManifestRow            | "failed": failure dict
+    ManifestRow    -> ProcessVideoFn -> VideoItem              | "failed": failure dict
+    VideoItem      -> clip_records   -> (clip_id, clip record dict, frames_dir, mp4 path)
+    (shard index, [clip refs]) -> WriteShardFn -> ShardInfo dict (shard written and committed)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from pipelines.config import IngestConfig
+from pipelines.errors import InputError
+from schemas.records import canonical_json, validate
+
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """A fetched, probed and decoded video (by reference)."""
+
+    row: object  # pipelines.manifest.ManifestRow
+    fetch: object  # pipelines.fetch.FetchResult
+    video: object  # pipelines.media.VideoOutput
+    cues: tuple | None  # pipelines.subtitles.Cue in file time, or None without subtitles
+
+
+def failure_record(input_id: str, stage: str, error_type: str, message: str, row_json: str,
+                   outcome: str = "failed", duplicate_of: str | None = None, row_number: int | None = None) -> dict:
+    """A validated ``FailureRecord`` as a plain dict.
+
+    The key is ``{input_id}-{stage}`` made key-safe, plus ``-r{row_number}`` when given (manifest
+    failures: two rows can share an id).
+    """
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "_" for c in input_id)[:200] or "input"
+    suffix = f"-r{row_number}" if row_number is not None else ""
+    data = {"key": f"{safe}-{stage}{suffix}", "input_id": input_id, "stage": stage, "error_type": error_type,
+            "message": message, "input": row_json, "outcome": outcome, "duplicate_of": duplicate_of}
+    return validate("failure", data).model_dump()
+
+
+def _row_json(row) -> str:
+    return json.dumps(row.to_manifest_dict(), sort_keys=True, ensure_ascii=False)
+
+
+class ReadManifestFn(beam.DoFn):
+    """Manifest path -> one ManifestRow per readable row; row failures to the ``failed`` output."""
+
+    def __init__(self, kinds: tuple[str, ...] = ("video",)):
+        self.kinds = kinds
+        self.rows = Metrics.counter("ingest", "manifest_rows")
+
+    def process(self, path):
+        from pipelines.manifest import ManifestFailure, read_manifest
+
+        for item in read_manifest(path):
+            self.rows.inc()
+            if isinstance(item, ManifestFailure):
+                # a row asking again for an input another row already asked for is a duplicate
+                dup = item.error_type == "duplicate_id"
+                yield beam.pvalue.TaggedOutput(FAILED, failure_record(
+                    item.input_id, "manifest", item.error_type, item.message, item.raw,
+                    outcome="duplicate" if dup else "failed", duplicate_of=item.input_id if dup else None,
+                    row_number=item.row_number))
+            elif item.kind not in self.kinds:
+                yield beam.pvalue.TaggedOutput(FAILED, failure_record(
+                    item.input_id, "manifest", "unsupported_kind",
+                    f"row {item.row_number}: {item.kind!r} rows are not ingested by this pipeline "
+                    f"(it takes {', '.join(self.kinds)})", _row_json(item), row_number=item.row_number))
+            else:
+                yield item
+
+
+class ProcessVideoFn(beam.DoFn):
+    """ManifestRow -> VideoItem: fetch, then probe/filter/decode in a sandboxed child process.
+
+    A failed input is remembered in ``{work}/failed/`` so that a rerun does not retry it unless
+    ``retry_failed`` is set; successes are remembered by the raw and frame stores themselves.
+    """
+
+    def __init__(self, config: IngestConfig, work_dir: str, retry_failed: bool = False):
+        self.config = config
+        self.work_dir = work_dir
+        self.retry_failed = retry_failed
+        self.ok = Metrics.counter("ingest", "videos_processed")
+        self.failed = Metrics.counter("ingest", "videos_failed")
+        self.fetcher = None
+        self.sandbox = None
+
+    def setup(self):
+        from pipelines.fetch import Fetcher
+        from pipelines.sandbox import Sandbox
+
+        self.fetcher = Fetcher(self.config.fetch, os.path.join(self.work_dir, "raw"))
+        self.sandbox = Sandbox(timeout_s=self.config.frames.decode_timeout_s, stage="decode")
+
+    def teardown(self):
+        if self.sandbox is not None:
+            self.sandbox.close()
+        if self.fetcher is not None and hasattr(self.fetcher, "close"):
+            self.fetcher.close()
+
+    def _marker(self, row) -> Path:
+        digest = hashlib.sha256(_row_json(row).encode()).hexdigest()[:32]
+        return Path(self.work_dir) / "failed" / f"{digest}.json"
+
+    def process(self, row):
+        marker = self._marker(row)
+        if marker.is_file() and not self.retry_failed:
+            self.failed.inc()
+            yield beam.pvalue.TaggedOutput(FAILED, json.loads(marker.read_text()))
+            return
+        try:
+            item = self._process(row)
+        except InputError as exc:
+            self.failed.inc()
+            record = failure_record(row.input_id, exc.stage, exc.error_type, exc.message, _row_json(row))
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            tmp = marker.with_suffix(f".tmp-{os.getpid()}")
+            tmp.write_text(json.dumps(record, sort_keys=True))
+            os.replace(tmp, marker)
+            yield beam.pvalue.TaggedOutput(FAILED, record)
+            return
+        if marker.exists():
+            marker.unlink()
+        self.ok.inc()
+        yield item
+
+    def _process(self, row) -> VideoItem:
+        from pipelines.subtitles import parse_subtitles
+
+        source = row.url if row.url is not None else row.path
+        fetched = self.fetcher.fetch(source, row.input_id, subtitle=row.subtitle)
+        explicit = row.start != 0.0 or row.end is not None
+        video = self.sandbox.call(
+            "pipelines.media:process_video", fetched.raw_path, fetched.sha256,
+            row.start if explicit else None, row.end if explicit else None,
+            self.config, os.path.join(self.work_dir, "frames"), name=source, input_name=source)
+        cues = None
+        if fetched.subtitle_paths:
+            lang, path = fetched.subtitle_paths[0]
+            cues = tuple(parse_subtitles(Path(path).read_bytes(), name=row.subtitle or path))
+        return VideoItem(row=row, fetch=fetched, video=video, cues=cues)
+
+
+def split_for(row, sha256: str, val_fraction: float) -> str:
+    """The manifest's split, else one drawn from the hash of the kept source's bytes."""
+    if row.split:
+        return row.split
+    draw = int(sha256[:8], 16) / 0x100000000
+    return "validation" if draw < val_fraction else "train"
+
+
+def clip_records(item: VideoItem, config: IngestConfig):
+    """VideoItem -> (clip_id, clip record dict, frames_dir, mp4 path or None) per clip.
+
+    Raises:
+        InputError: a clip record that fails validation (reported against the video).
+    """
+    from pipelines.subtitles import clip_cues
+
+    split = split_for(item.row, item.fetch.sha256, config.output.val_fraction)
+    out = []
+    for clip in item.video.clips:
+        cues = None
+        if item.cues is not None:
+            cues = [c.to_dict() for c in clip_cues(item.cues, clip.start, clip.end)]
+        record = {
+            "key": clip.clip_id, "video_id": item.row.input_id, "start": clip.start, "end": clip.end,
+            "timestamps": list(clip.timestamps), "frame_indices": list(clip.frame_indices),
+            "frame_width": clip.width, "frame_height": clip.height,
+            "max_frames": config.sampling.max_frames, "max_fps": float(config.sampling.max_fps),
+            "subtitles": cues, "split": split,
+        }
+        if clip.cfr_mp4:
+            record.update(mp4=f"media/{clip.clip_id}.mp4", mp4_fps=float(clip.cfr_fps),
+                          mp4_frame_indices=list(clip.cfr_frame_indices))
+        try:
+            record = validate("clip", record).model_dump()
+        except ValueError as exc:
+            raise InputError("decode", "invalid_clip", f"{item.row.input_id}: {exc}") from None
+        out.append((clip.clip_id, record, clip.frames_dir, clip.cfr_mp4))
+    return out
+
+
+def video_record(item: VideoItem, config: IngestConfig) -> dict:
+    """The ``VideoAsset`` record of a kept video."""
+    row, v = item.row, item.video
+    return validate("video", {
+        "key": row.input_id, "uri": row.url if row.url is not None else row.path, "sha256": item.fetch.sha256,
+        "duration": float(v.duration), "fps": float(v.fps), "num_frames": int(v.num_frames),
+        "width": int(v.width), "height": int(v.height), "rotation": int(v.rotation),
+        "license": row.license or "unknown", "source": row.source or "unknown",
+        "split": split_for(row, item.fetch.sha256, config.output.val_fraction),
+    }).model_dump()
+
+
+def shard_fingerprint(clip_ids) -> str:
+    return hashlib.sha256("\n".join(sorted(clip_ids)).encode()).hexdigest()
+
+
+class WriteShardFn(beam.DoFn):
+    """(shard index, [clip refs]) -> ShardInfo dict; skips a shard already committed with the same clips.
+
+    A shard is committed when ``{name}.done.json`` exists next to it (written after the tar is
+    renamed into place) and records the same clip fingerprint and the tar's sha256.
+    """
+
+    def __init__(self, out_dir: str, prefix: str = "clips"):
+        self.out_dir = out_dir
+        self.prefix = prefix
+        self.written = Metrics.counter("ingest", "shards_written")
+        self.skipped = Metrics.counter("ingest", "shards_reused")
+
+    def process(self, element):
+        from shards.writer import file_sha256, write_shard
+
+        index, refs = element
+        refs = sorted(refs, key=lambda r: r[0])
+        folder = Path(self.out_dir) / self.prefix
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.prefix}-{index:06d}.tar"
+        done = path.with_name(path.name + ".done.json")
+        fingerprint = shard_fingerprint(r[0] for r in refs)
+        if done.is_file() and path.is_file():
+            status = json.loads(done.read_text())
+            if status.get("fingerprint") == fingerprint and status.get("sha256") == file_sha256(path):
+                self.skipped.inc()
+                yield status
+                return
+        samples = []
+        for clip_id, record, frames_dir, mp4 in refs:
+            sample = {"__key__": clip_id, "json": canonical_json(record).encode("utf-8")}
+            for i in range(len(record["timestamps"])):
+                sample[f"{i:03d}.jpg"] = (Path(frames_dir) / f"{i:03d}.jpg").read_bytes()
+            samples.append(sample)
+            if mp4:
+                media = Path(self.out_dir) / "media"
+                media.mkdir(exist_ok=True)
+                tmp = media / f".{clip_id}.mp4.tmp-{os.getpid()}"
+                shutil.copyfile(mp4, tmp)
+                os.replace(tmp, media / f"{clip_id}.mp4")
+        info = write_shard(path, samples)
+        status = {"shard": path.name, "fingerprint": fingerprint, "sha256": info.sha256,
+                  "num_samples": info.num_samples, "num_bytes": info.num_bytes,
+                  "first_key": info.first_key, "last_key": info.last_key}
+        tmp = done.with_name(f".{done.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(status, sort_keys=True))
+        os.replace(tmp, done)
+        self.written.inc()
+        yield status

@@ -1,0 +1,245 @@
+"""Per-video work of the ingest: probe, filter, cut clips, decode sampled frames to JPEG files.
+
+``process_video`` is what the ingest runs inside ``pipelines.sandbox`` (a child process with a
+time limit) for one downloaded video. It returns only small, picklable metadata; the JPEG bytes
+go to a content-addressed frame store on disk, and later stages pass references to them, so frame
+bytes never travel through a Beam shuffle.
+
+Frame store layout (one folder per clip, written to a temporary name and renamed when complete,
+so a folder that exists is whole and a rerun reuses it)::
+
+    {frame_store}/{clip_id[:2]}/{clip_id}/{i:03d}.jpg      sampled frames, in time order
+    {frame_store}/{clip_id[:2]}/{clip_id}/meta.json        timestamps, indices, size, hashes
+    {frame_store}/{clip_id[:2]}/{clip_id}/clip.mp4         optional constant-frame-rate H.264
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipelines.config import IngestConfig
+from pipelines.errors import InputError
+from schemas.sampling import sample_times
+
+__all__ = ["ClipOutput", "VideoOutput", "clip_bounds", "make_clip_id", "process_video", "clip_dir"]
+
+META = "meta.json"
+
+
+@dataclass(frozen=True)
+class ClipOutput:
+    """One clip's sampled frames, by reference (the JPEGs stay in the frame store)."""
+
+    clip_id: str
+    start: float
+    end: float
+    timestamps: tuple[float, ...]
+    frame_indices: tuple[int, ...]
+    width: int
+    height: int
+    frames_dir: str
+    cfr_mp4: str | None = None
+    cfr_fps: float | None = None
+    cfr_frame_indices: tuple[int, ...] | None = None  # source frame shown at each mp4 frame
+
+
+@dataclass(frozen=True)
+class VideoOutput:
+    """Result of ``process_video``: probe facts, the clips, and hashes for near-dedupe."""
+
+    duration: float
+    fps: float
+    num_frames: int
+    width: int  # upright (display) size
+    height: int
+    rotation: int
+    codec: str
+    clips: tuple[ClipOutput, ...]
+    phashes: tuple[int, ...]
+
+
+def make_clip_id(sha256: str, start: float, end: float, config: IngestConfig) -> str:
+    """Clip id from the content hash, the bounds and the sampler/frame settings (24 hex chars)."""
+    blob = f"{sha256}|{start:.6f}|{end:.6f}|{config.fingerprint('sampling', 'frames')}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def clip_dir(frame_store: str | os.PathLike, clip_id: str) -> Path:
+    return Path(frame_store) / clip_id[:2] / clip_id
+
+
+def clip_bounds(duration: float, start: float | None, end: float | None, config: IngestConfig,
+                name: str) -> list[tuple[float, float]]:
+    """The clips of one video: the manifest's ``start``/``end``, fixed windows, or the whole video.
+
+    Raises:
+        InputError: ``clip_outside_video`` when the manifest's window misses the video.
+    """
+    if start is not None or end is not None:
+        s = float(start or 0.0)
+        e = duration if end is None else min(float(end), duration)
+        if s >= duration or e - s <= 0:
+            raise InputError("filter", "clip_outside_video",
+                             f"{name}: clip [{s}, {end}] lies outside the video (duration {duration:.3f} s)")
+        return [(s, e)]
+    window = config.clips.window_s
+    if window is None or duration <= window:
+        return [(0.0, duration)]
+    bounds, s = [], 0.0
+    while s < duration - 1e-6:
+        e = min(s + window, duration)
+        if e - s >= config.clips.min_clip_s or not bounds:
+            bounds.append((round(s, 6), round(e, 6)))
+        s = e
+    return bounds
+
+
+def _check_filters(info, config: IngestConfig, name: str) -> None:
+    f = config.filters
+    if info.duration < f.min_duration:
+        raise InputError("filter", "too_short", f"{name}: {info.duration:.3f} s is shorter than {f.min_duration} s")
+    if info.duration > f.max_duration:
+        raise InputError("filter", "too_long", f"{name}: {info.duration:.1f} s is longer than {f.max_duration} s")
+    if min(info.display_size) < f.min_side:
+        raise InputError("filter", "too_small",
+                         f"{name}: {info.display_size[0]}x{info.display_size[1]} is smaller than {f.min_side} px")
+
+
+def _hash_positions(counts: list[int], n: int) -> list[tuple[int, int]]:
+    """(clip number, frame position) of ``n`` frames evenly spread over all clips' frames."""
+    flat = [(c, i) for c, k in enumerate(counts) for i in range(k)]
+    if len(flat) == 1:
+        return flat * n
+    return [flat[round(j * (len(flat) - 1) / (n - 1))] if n > 1 else flat[0] for j in range(n)]
+
+
+def _write_cfr_mp4(raw_path: str, start: float, end: float, config: IngestConfig, path: Path) -> list[int]:
+    """Constant-frame-rate H.264 mp4 of the clip, starting at time 0; returns source indices."""
+    import av
+
+    from pipelines.frames import decode_clip
+
+    fps = config.frames.cfr_fps
+    n = max(1, int((end - start) * fps + 1e-6))
+    clip = decode_clip(raw_path, start=start, end=end, max_side=config.frames.max_side,
+                       times=[i / fps for i in range(n)])
+    h, w = clip.frames[0].shape[:2]
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=int(round(fps)) if float(fps).is_integer() else fps)
+        stream.width, stream.height = w - w % 2, h - h % 2
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "20", "preset": "veryfast"}
+        for i, frame in enumerate(clip.frames):
+            vf = av.VideoFrame.from_ndarray(frame[: stream.height, : stream.width], format="rgb24")
+            vf.pts = i
+            for packet in stream.encode(vf):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return list(clip.frame_indices)
+
+
+def _decode_into(raw_path: str, clip_id: str, start: float, end: float, want_hash: list[int],
+                 config: IngestConfig, frame_store: str) -> dict:
+    """Decode one clip into its frame-store folder (atomically); return its meta."""
+    from pipelines.dedupe import frame_phash
+    from pipelines.frames import decode_clip, encode_jpeg
+
+    final = clip_dir(frame_store, clip_id)
+    if (final / META).is_file():
+        return json.loads((final / META).read_text())
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{clip_id}.tmp-", dir=final.parent))
+    try:
+        clip = decode_clip(raw_path, start=start, end=end, max_frames=config.sampling.max_frames,
+                           max_fps=config.sampling.max_fps, max_side=config.frames.max_side, num_threads=1)
+        for i, frame in enumerate(clip.frames):
+            (tmp / f"{i:03d}.jpg").write_bytes(encode_jpeg(frame, quality=config.frames.jpeg_quality))
+        h, w = clip.frames[0].shape[:2]
+        meta = {
+            "clip_id": clip_id, "start": start, "end": end, "timestamps": clip.timestamps,
+            "frame_indices": clip.frame_indices, "width": w, "height": h,
+            "phash": {str(i): frame_phash(clip.frames[i]) for i in sorted(set(want_hash))},
+        }
+        if config.frames.write_cfr_mp4:
+            meta["cfr_fps"] = config.frames.cfr_fps
+            meta["cfr_frame_indices"] = _write_cfr_mp4(raw_path, start, end, config, tmp / "clip.mp4")
+        (tmp / META).write_text(json.dumps(meta, sort_keys=True))
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another worker finished the same clip first: theirs is identical
+            shutil.rmtree(tmp, ignore_errors=True)
+        return json.loads((final / META).read_text())
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def process_video(raw_path: str, sha256: str, start: float | None, end: float | None,
+                  config: IngestConfig, frame_store: str, name: str = "") -> VideoOutput:
+    """Probe, filter and clip one video; decode each clip's sampled frames into the frame store.
+
+    Args:
+        raw_path: the downloaded file (content-addressed raw store).
+        sha256: its content hash (part of every clip id).
+        start, end: the manifest's clip bounds in seconds, or None.
+        config: ingest settings.
+        frame_store: root folder of the frame store.
+        name: how failure messages name the input.
+
+    Returns:
+        A ``VideoOutput`` (metadata and references only).
+
+    Raises:
+        InputError: probe/decode failures (``probe`` / ``decode`` stage) and filter rejections.
+    """
+    from pipelines.frames import DecodeError, probe
+
+    name = name or raw_path
+    try:
+        info = probe(raw_path)
+    except DecodeError as exc:
+        raise InputError("probe", exc.error_type, f"{name}: {exc.reason}") from None
+    if not info.has_video:
+        what = "audio-only file" if info.has_audio else "no video stream"
+        raise InputError("probe", "no_video_stream", f"{name}: {what}")
+    if info.num_frames < 1 or info.duration <= 0:
+        raise InputError("probe", "no_frames", f"{name}: no decodable frames")
+    _check_filters(info, config, name)
+
+    bounds = clip_bounds(info.duration, start, end, config, name)
+    counts = [len(sample_times(e - s, config.sampling.max_frames, config.sampling.max_fps)) for s, e in bounds]
+    positions = _hash_positions(counts, config.dedupe.hash_frames)
+    clips, metas = [], []
+    for c, (s, e) in enumerate(bounds):
+        clip_id = make_clip_id(sha256, s, e, config)
+        want = [i for cc, i in positions if cc == c]
+        try:
+            meta = _decode_into(raw_path, clip_id, s, e, want, config, frame_store)
+        except DecodeError as exc:
+            raise InputError("decode", exc.error_type, f"{name}: {exc.reason}") from None
+        except ValueError as exc:
+            raise InputError("decode", "bad_clip_window", f"{name}: {exc}") from None
+        metas.append(meta)
+        folder = clip_dir(frame_store, clip_id)
+        clips.append(ClipOutput(
+            clip_id=clip_id, start=s, end=e, timestamps=tuple(meta["timestamps"]),
+            frame_indices=tuple(meta["frame_indices"]), width=meta["width"], height=meta["height"],
+            frames_dir=str(folder),
+            cfr_mp4=str(folder / "clip.mp4") if "cfr_fps" in meta else None,
+            cfr_fps=meta.get("cfr_fps"),
+            cfr_frame_indices=tuple(meta["cfr_frame_indices"]) if "cfr_fps" in meta else None,
+        ))
+    phashes = tuple(int(metas[c]["phash"][str(i)]) for c, i in positions)
+    w, h = info.display_size
+    return VideoOutput(duration=info.duration, fps=info.fps, num_frames=info.num_frames, width=w, height=h,
+                       rotation=info.rotation, codec=info.codec, clips=tuple(clips), phashes=phashes)
+
+
+def output_to_dict(out: VideoOutput) -> dict:
+    return asdict(out)
