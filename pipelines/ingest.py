@@ -9,7 +9,9 @@ code elsewhere (worker code lives in this package; stage it with ``--setup_file 
 Outputs under ``--out``::
 
     clips/clips-NNNNNN.tar (+ .done.json)   WebDataset shards: {clip_id}.json + {clip_id}.NNN.jpg
+    imagesets/imagesets-NNNNNN.tar        image sets: {set_id}.json + {set_id}.{i}.jpg|png
     clips.parquet      one row per clip (schemas Clip)
+    imagesets.parquet  one row per image set (schemas ImageSet)
     videos.parquet     one row per kept source video (schemas VideoAsset)
     failures.parquet   one row per failed or duplicate manifest row (schemas FailureRecord)
     shards.json        sha256, sample count and clip fingerprint of every shard
@@ -114,22 +116,55 @@ class _ClipsFn(beam.DoFn):
             yield ref
 
 
-def _clip_id(ref):
+def _key_of(ref):
     return ref[0]
 
 
-def _sorted_ids(ids):
-    return sorted(ids)
+def _sorted_keys(keys):
+    return sorted(keys)
 
 
-def _assign_shard(ref, ordered_ids, per_shard):
+def _assign_shard(ref, ordered_keys, per_shard):
     import bisect
 
-    return bisect.bisect_left(ordered_ids, ref[0]) // per_shard, ref
+    return bisect.bisect_left(ordered_keys, ref[0]) // per_shard, ref
 
 
 def _record_of(ref):
     return ref[1]
+
+
+def _by_kind(row, n_partitions):
+    return {"video": 0, "image_set": 1, "image": 2}[row.kind]
+
+
+def _set_ref(element):
+    set_id, record, members, _ = element
+    return set_id, record, members, None
+
+
+def _set_rows(element):
+    return element[3]
+
+
+class _WriteShards(beam.PTransform):
+    """refs -> shard status dicts: shards of ``per_shard`` samples in sorted key order."""
+
+    def __init__(self, out_dir: str, prefix: str, per_shard: int):
+        super().__init__()
+        self.out_dir, self.prefix, self.per_shard = out_dir, prefix, per_shard
+
+    def expand(self, refs):
+        ordered = (refs | "Keys" >> beam.Map(_key_of)
+                   | "AllKeys" >> beam.combiners.ToList() | "SortKeys" >> beam.Map(_sorted_keys))
+        return (refs
+                | "AssignShard" >> beam.Map(_assign_shard, AsSingleton(ordered), self.per_shard)
+                | "GroupByShard" >> beam.GroupByKey()
+                | "Write" >> beam.ParDo(WriteShardFn(self.out_dir, self.prefix)))
+
+
+def _to_list(pcoll, label):
+    return AsSingleton(pcoll | label >> beam.combiners.ToList())
 
 
 class IngestVideos(beam.PTransform):
@@ -153,10 +188,16 @@ class IngestVideos(beam.PTransform):
         self.retry_failed = retry_failed
 
     def expand(self, manifests):
-        cfg = self.config
-        read = manifests | "ReadManifest" >> beam.ParDo(ReadManifestFn()).with_outputs(FAILED, main="rows")
-        # rows: ManifestRow (video rows); read.failed: failure record dicts
-        processed = (read.rows
+        from pipelines.ingest_images import (
+            ProcessImageSetFn, image_group_key, set_job_from_row, set_jobs_from_group,
+        )
+
+        cfg, per_shard = self.config, self.config.output.clips_per_shard
+        read = manifests | "ReadManifest" >> beam.ParDo(
+            ReadManifestFn(("video", "image_set", "image"))).with_outputs(FAILED, main="rows")
+        # read.rows: ManifestRow; read.failed: failure record dicts
+        video_rows, set_rows, image_rows = read.rows | "ByKind" >> beam.Partition(_by_kind, 3)
+        processed = (video_rows
                      | "Spread" >> beam.Reshuffle()
                      | "FetchProbeDecode" >> beam.ParDo(
                          ProcessVideoFn(cfg, self.work_dir, self.retry_failed)).with_outputs(FAILED, main="videos"))
@@ -170,24 +211,34 @@ class IngestVideos(beam.PTransform):
                   | "JoinVerdicts" >> beam.CoGroupByKey()
                   | "RouteDedupe" >> beam.FlatMap(_route_dedupe).with_outputs(FAILED, main="kept"))
         clips = routed.kept | "Clips" >> beam.ParDo(_ClipsFn(cfg)).with_outputs(FAILED, "videos", main="clips")
-        # clips.clips: (clip_id, clip record, frames_dir, mp4 path | None)
-        ordered = (clips.clips | "ClipIds" >> beam.Map(_clip_id)
-                   | "AllIds" >> beam.combiners.ToList() | "SortIds" >> beam.Map(_sorted_ids))
-        shard_infos = (clips.clips
-                       | "AssignShard" >> beam.Map(_assign_shard, AsSingleton(ordered), cfg.output.clips_per_shard)
-                       | "GroupByShard" >> beam.GroupByKey()
-                       | "WriteShards" >> beam.ParDo(WriteShardFn(self.out_dir)))
-        failures = ((read.failed, processed.failed, routed.failed, clips.failed)
+        # clips.clips: (clip_id, clip record, [(member, path)], mp4 path | None)
+        clip_shards = clips.clips | "ClipShards" >> _WriteShards(self.out_dir, "clips", per_shard)
+
+        grouped = (image_rows
+                   | "KeyByGroup" >> beam.Map(image_group_key)
+                   | "GroupImages" >> beam.GroupByKey()
+                   | "MakeSets" >> beam.FlatMap(set_jobs_from_group).with_outputs(FAILED, main="jobs"))
+        jobs = ((set_rows | "SetJobs" >> beam.Map(set_job_from_row), grouped.jobs)
+                | "AllSetJobs" >> beam.Flatten() | "SpreadSets" >> beam.Reshuffle())
+        sets = jobs | "FetchCheckImages" >> beam.ParDo(
+            ProcessImageSetFn(cfg, self.work_dir)).with_outputs(FAILED, main="sets")
+        # sets.sets: (set_id, ImageSet record, [(member, path)], rows it accounts for)
+        set_refs = sets.sets | "SetRefs" >> beam.Map(_set_ref)
+        set_shards = set_refs | "ImageSetShards" >> _WriteShards(self.out_dir, "imagesets", per_shard)
+
+        failures = ((read.failed, processed.failed, routed.failed, clips.failed, grouped.failed, sets.failed)
                     | "AllFailures" >> beam.Flatten())
-        finalize = _Finalize(self.out_dir)
+        shard_infos = (clip_shards, set_shards) | "AllShards" >> beam.Flatten()
         return (manifests.pipeline
                 | "Start" >> beam.Create([None])
                 | "Finalize" >> beam.Map(
-                    finalize,
-                    AsSingleton(clips.clips | "Records" >> beam.Map(_record_of) | "ClipList" >> beam.combiners.ToList()),
-                    AsSingleton(clips.videos | "VideoList" >> beam.combiners.ToList()),
-                    AsSingleton(failures | "FailureList" >> beam.combiners.ToList()),
-                    AsSingleton(shard_infos | "ShardList" >> beam.combiners.ToList())))
+                    _Finalize(self.out_dir),
+                    _to_list(clips.clips | "Records" >> beam.Map(_record_of), "ClipList"),
+                    _to_list(clips.videos, "VideoList"),
+                    _to_list(set_refs | "SetRecords" >> beam.Map(_record_of), "SetList"),
+                    _to_list(sets.sets | "SetRowCounts" >> beam.Map(_set_rows), "SetRowList"),
+                    _to_list(failures, "FailureList"),
+                    _to_list(shard_infos, "ShardList")))
 
 
 class _Finalize:
@@ -196,26 +247,28 @@ class _Finalize:
     def __init__(self, out_dir: str):
         self.out_dir = out_dir
 
-    def __call__(self, _, clips, videos, failures, shards):
+    def __call__(self, _, clips, videos, image_sets, set_rows, failures, shards):
         from schemas.arrow import to_table
 
         out = Path(self.out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        _write_parquet(out / "clips.parquet", to_table("clip", sorted(clips, key=lambda r: r["key"])))
-        _write_parquet(out / "videos.parquet", to_table("video", sorted(videos, key=lambda r: r["key"])))
-        _write_parquet(out / "failures.parquet", to_table("failure", sorted(failures, key=lambda r: r["key"])))
+        tables = {"clips": ("clip", clips), "videos": ("video", videos), "failures": ("failure", failures),
+                  "imagesets": ("image_set", image_sets)}
+        for name, (record_type, rows) in tables.items():
+            _write_parquet(out / f"{name}.parquet", to_table(record_type, sorted(rows, key=lambda r: r["key"])))
         shards = sorted(shards, key=lambda s: s["shard"])
         keep = {s["shard"] for s in shards}
-        folder = out / "clips"
-        for stale in folder.glob("clips-*.tar") if folder.is_dir() else []:
-            if stale.name not in keep:
-                stale.unlink()
-                stale.with_name(stale.name + ".done.json").unlink(missing_ok=True)
-        for folder_ in (out, folder, out / "media"):  # temp files of an interrupted earlier run
-            for tmp in folder_.glob(".*.tmp-*") if folder_.is_dir() else []:
+        for prefix in ("clips", "imagesets"):
+            folder = out / prefix
+            for stale in folder.glob(f"{prefix}-*.tar") if folder.is_dir() else []:
+                if f"{prefix}/{stale.name}" not in keep:
+                    stale.unlink()
+                    stale.with_name(stale.name + ".done.json").unlink(missing_ok=True)
+        for folder in (out, out / "clips", out / "imagesets", out / "media"):  # an interrupted run's temp files
+            for tmp in folder.glob(".*.tmp-*") if folder.is_dir() else []:
                 tmp.unlink(missing_ok=True)
         _write_json(out / "shards.json", shards)
-        outcomes = Counter({"succeeded": len(videos)})
+        outcomes = Counter({"succeeded": len(videos) + sum(set_rows)})
         errors = Counter()
         for f in failures:
             outcomes[f["outcome"]] += 1
@@ -224,8 +277,11 @@ class _Finalize:
             "rows": sum(outcomes.values()),
             "outcomes": {k: outcomes.get(k, 0) for k in ("succeeded", "failed", "duplicate")},
             "errors": dict(sorted(errors.items())),
+            "videos": len(videos),
             "clips": len(clips),
             "frames": sum(len(c["timestamps"]) for c in clips),
+            "image_sets": len(image_sets),
+            "images": sum(len(s["images"]) for s in image_sets),
             "shards": len(shards),
             "shard_bytes": sum(s["num_bytes"] for s in shards),
         }

