@@ -229,3 +229,31 @@ def test_multi_process_runner_gives_identical_bytes(ingested, manifest, config, 
 def test_missing_manifest_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         run(["--manifest", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o")])
+
+
+def test_windows_and_constant_frame_rate_mp4(tmp_path):
+    """--window cuts fixed windows; --cfr-mp4 writes a CFR H.264 clip from time 0 with its frame map."""
+    import av
+
+    (scene,) = generate_corpus(tmp_path / "m", 1, seed=3, duration=5.0, fps=12.0, vfr=True, codec="h264")
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"id": "vfr", "path": str(scene.video)}) + "\n")
+    out = tmp_path / "out"
+    summary = run(["--manifest", str(manifest), "--out", str(out), "--window", "2", "--cfr-mp4"])
+    assert summary["outcomes"]["succeeded"] == 1
+    clips = sorted(pq.read_table(out / "clips.parquet").to_pylist(), key=lambda c: c["start"])
+    (video,) = pq.read_table(out / "videos.parquet").to_pylist()
+    assert [(c["start"], c["end"]) for c in clips] == [(0.0, 2.0), (2.0, 4.0), (4.0, round(video["duration"], 6))]
+    truth = load_ground_truth(scene.ground_truth.read_text())
+    for clip in clips:
+        assert clip["mp4"] == f"media/{clip['key']}.mp4" and clip["mp4_fps"] == 10.0
+        with av.open(str(out / clip["mp4"])) as container:
+            stream = container.streams.video[0]
+            pts = [f.pts * stream.time_base for f in container.decode(stream)]
+        n = len(clip["mp4_frame_indices"])
+        assert len(pts) == n == int((clip["end"] - clip["start"]) * 10 + 1e-6)
+        assert float(pts[0]) == 0.0
+        assert all(abs(float(b - a) - 0.1) < 1e-6 for a, b in zip(pts, pts[1:])), "constant frame rate"
+        # the frame map names the source frame played at each mp4 frame's time (VFR source)
+        for f, index in enumerate(clip["mp4_frame_indices"]):
+            assert index == truth.frame_index_at(clip["start"] + f / 10.0)
