@@ -180,6 +180,12 @@ def _decode_into(raw_path: str, clip_id: str, start: float, end: float, want_has
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _reason(exc, raw_path: str, name: str) -> str:
+    """The decoder's reason with the raw-store path (under the work folder) replaced by the
+    input's name, so that failure records do not depend on where ``--out``/``--work-dir`` lie."""
+    return exc.reason.replace(raw_path, name) if raw_path else exc.reason
+
+
 def process_video(raw_path: str, sha256: str, start: float | None, end: float | None,
                   config: IngestConfig, frame_store: str, name: str = "") -> VideoOutput:
     """Probe, filter and clip one video; decode each clip's sampled frames into the frame store.
@@ -204,7 +210,7 @@ def process_video(raw_path: str, sha256: str, start: float | None, end: float | 
     try:
         info = probe(raw_path)
     except DecodeError as exc:
-        raise InputError("probe", exc.error_type, f"{name}: {exc.reason}") from None
+        raise InputError("probe", exc.error_type, f"{name}: {_reason(exc, raw_path, name)}") from None
     if not info.has_video:
         what = "audio-only file" if info.has_audio else "no video stream"
         raise InputError("probe", "no_video_stream", f"{name}: {what}")
@@ -222,7 +228,7 @@ def process_video(raw_path: str, sha256: str, start: float | None, end: float | 
         try:
             meta = _decode_into(raw_path, clip_id, s, e, want, config, frame_store)
         except DecodeError as exc:
-            raise InputError("decode", exc.error_type, f"{name}: {exc.reason}") from None
+            raise InputError("decode", exc.error_type, f"{name}: {_reason(exc, raw_path, name)}") from None
         except ValueError as exc:
             raise InputError("decode", "bad_clip_window", f"{name}: {exc}") from None
         metas.append(meta)
