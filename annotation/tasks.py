@@ -48,7 +48,9 @@ def task_key(data: dict[str, Any]) -> str:
     return data["task_key"]
 
 
-def video_point_task(clip: dict[str, Any], query: str, label: str, frame_url: Callable[[int], str]) -> dict[str, Any]:
+def video_point_task(clip: dict[str, Any], query: str, label: str, frame_url: Callable[[int], str], *,
+                     video_duration: float | None = None, source: str | None = None,
+                     category: str | None = None) -> dict[str, Any]:
     """A VideoPoint task: all sampled frames of one clip, one query.
 
     Args:
@@ -57,6 +59,8 @@ def video_point_task(clip: dict[str, Any], query: str, label: str, frame_url: Ca
         label: the dataset label written with the points ("red circle").
         frame_url: maps a frame position (0-based, as stored in the shard) to a URL Label Studio
             can load (e.g. ``/data/local-files/?d=...``).
+        video_duration: the source video's duration (VideoPoint's ``duration``); default the clip end.
+        source, category: carried into the VideoPoint records.
     """
     n = len(clip["timestamps"])
     return {
@@ -65,6 +69,8 @@ def video_point_task(clip: dict[str, Any], query: str, label: str, frame_url: Ca
         "label": label, "frames": [frame_url(i) for i in range(n)], "timestamps": list(clip["timestamps"]),
         "frame_indices": list(clip["frame_indices"]), "width": clip["frame_width"],
         "height": clip["frame_height"], "clip_start": clip["start"], "clip_end": clip["end"],
+        "video_duration": clip["end"] if video_duration is None else float(video_duration),
+        "source": source or "labelstudio", "category": category or "object",
     }
 
 
@@ -87,6 +93,7 @@ def video_track_task(clip: dict[str, Any], expression: str, label: str, video_ur
         "label": label, "video": video_url, "fps": fps, "frame_count": n,
         "frame_times": [i / fps for i in range(n)], "frame_indices": list(clip["mp4_frame_indices"]),
         "width": clip["frame_width"], "height": clip["frame_height"], "duration": clip["end"] - clip["start"],
+        "clip_start": clip["start"], "clip_end": clip["end"],
     }
 
 
@@ -111,6 +118,7 @@ def clip_video_task(kind: str, clip: dict[str, Any], video_url: str) -> dict[str
     return {
         "task_key": f"{kind}:{clip['key']}", "kind": kind, "clip_id": clip["key"], "video_id": clip["video_id"],
         "video": video_url, "fps": float(clip["mp4_fps"]), "duration": clip["end"] - clip["start"],
+        "clip_start": clip["start"], "clip_end": clip["end"],
     }
 
 

@@ -146,9 +146,12 @@ class VideoPoint(VideoAnnotation):
         times = [p.time for p in self.points]
         check_sorted(times, "points", field=".time")
         for i, t in enumerate(times):
-            if abs(t * POINT_GRID_FPS - round(t * POINT_GRID_FPS)) > TIME_TOLERANCE:
+            on_grid = abs(t * POINT_GRID_FPS - round(t * POINT_GRID_FPS)) <= TIME_TOLERANCE
+            last_frame = abs(t - self.clip_duration) <= TIME_TOLERANCE  # sampling keeps the last frame
+            if not (on_grid or last_frame):
                 grid = 1 / POINT_GRID_FPS
-                raise rule_error(f"points[{i}].time", f"must be on the {grid} s grid, got {t!r}", t)
+                raise rule_error(f"points[{i}].time", f"must be on the {grid} s grid or the clip's last "
+                                 f"frame ({fmt_num(self.clip_duration)}), got {t!r}", t)
         check_within(times, self.clip_duration, "points", "the clip duration", field=".time")
         return self
 
@@ -224,6 +227,8 @@ class MultiImagePoint(MultiImageRecord):
     count: Count
     """Number of points (equals ``len(points)``)."""
     points: list[ImagePoint]
+    annotator_unsure: bool = False
+    """The annotator marked the query as ambiguous."""
 
     @model_validator(mode="after")
     def _image_point_rules(self) -> MultiImagePoint:

@@ -1,0 +1,401 @@
+"""Agreement between the annotators of one task, and the consensus record when they agree.
+
+One job: given the records two or more annotators produced for one task (already normalized,
+schema-shaped dicts of one dataset), measure how far they agree, then either merge them into one
+record or send the task to review. Definitions (thresholds in ``AgreementConfig``):
+
+* **Points** (VideoPoint, MultiImagePoint): one-to-one matching by Hungarian assignment
+  (``scipy.optimize.linear_sum_assignment``) on Euclidean distance in normalized coordinates; a
+  pair counts only within ``point_distance``, and the assignment maximizes the number of such
+  pairs first, then minimizes their total distance. Points of different images never match.
+  Video points match only on the same frame (``video_time="same_frame"``, the default: the
+  annotators click on the same sampled frames) or, with ``video_time="normalized"``, over
+  (t / clip duration, x, y). Annotator A is the reference, B the prediction: precision =
+  matches / |B|, recall = matches / |A|, F1 = 2 matches / (|A| + |B|); two empty sets agree (1.0).
+* **Tracks** (VideoTrack, same timestamps): objects are matched between annotators by the mean
+  distance over frames where both are visible (Hungarian, within ``track_object_distance``).
+  Per frame, visible points are matched one-to-one within ``track_point_distance`` regardless
+  of ids; ``frame_f1`` = 2 total matches / total visible points. An **id switch** is a frame
+  where an object's per-frame partner differs from its previous partner; the larger count of
+  the two directions is reported. ``id_consistency`` = share of per-frame matches that agree
+  with the object matching.
+* **Text** (AskModelAnything, Cap): exact match and normalized match (NFKC, lowercase,
+  punctuation dropped, whitespace collapsed), plus token F1 for information.
+
+With more than two annotators every pair is scored; the reported ``figures`` are those of the
+worst pair. Merging uses the first record (lowest annotation id) as reference: points and
+objects matched by every other annotator are kept and averaged (times and image indices from
+the reference; an object visible to only some annotators on a frame keeps the mean of those);
+unmatched ones are dropped; text keeps the reference text when all are normalized-equal.
+"""
+from __future__ import annotations
+
+import copy
+import re
+import unicodedata
+import warnings
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any, Literal, Optional, Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+__all__ = ["AgreementConfig", "Agreement", "PointScores", "match_points", "point_scores", "track_scores",
+           "normalize_text", "assess"]
+
+Decision = Literal["merged", "review"]
+
+
+@dataclass(frozen=True)
+class AgreementConfig:
+    """Thresholds for agreement; distances are in normalized image units (1.0 = frame side)."""
+
+    point_distance: float = 0.05
+    """Largest distance at which two points are the same point (5% of the frame)."""
+    video_time: Literal["same_frame", "normalized"] = "same_frame"
+    """Video points: require the same frame, or add time / clip duration as a third coordinate."""
+    min_point_f1: float = 0.8
+    """Point tasks merge when every pair of annotators reaches this F1."""
+    track_point_distance: float = 0.05
+    """Per-frame match distance for track points."""
+    track_object_distance: float = 0.1
+    """Largest mean distance at which two annotators' objects are the same object."""
+    min_track_f1: float = 0.8
+    """Track tasks merge when every pair reaches this per-frame F1 ..."""
+    max_id_switches: int = 0
+    """... has at most this many id switches ..."""
+    same_object_count: bool = True
+    """... and (when True) both annotators tracked the same number of objects, all matched."""
+
+    def __post_init__(self) -> None:
+        for name in ("point_distance", "track_point_distance", "track_object_distance"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("min_point_f1", "min_track_f1"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)!r}")
+        if self.video_time not in ("same_frame", "normalized"):
+            raise ValueError(f"video_time must be 'same_frame' or 'normalized', got {self.video_time!r}")
+        if self.max_id_switches < 0:
+            raise ValueError(f"max_id_switches must be >= 0, got {self.max_id_switches}")
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How the annotators of one task agree, and what was decided.
+
+    ``figures`` are the worst pair's (see the module docstring); ``pairs`` holds every pair as
+    ``{"a": id, "b": id, **figures}``; ``merged`` is the consensus record (not yet validated)
+    when ``decision == "merged"``, else None.
+    """
+
+    dataset: str
+    annotators: tuple[str, ...]
+    figures: dict[str, float]
+    pairs: tuple[dict[str, Any], ...]
+    decision: Decision
+    reasons: tuple[str, ...]
+    merged: Optional[dict] = None
+    task_id: Optional[int] = None
+    task_key: Optional[str] = None
+
+
+# ----------------------------------------------------------------------------- points
+
+
+@dataclass(frozen=True)
+class PointScores:
+    """One-to-one point matching between A (reference) and B."""
+
+    matches: tuple[tuple[int, int], ...]
+    n_a: int
+    n_b: int
+
+    @property
+    def precision(self) -> float:
+        return len(self.matches) / self.n_b if self.n_b else 1.0
+
+    @property
+    def recall(self) -> float:
+        return len(self.matches) / self.n_a if self.n_a else 1.0
+
+    @property
+    def f1(self) -> float:
+        total = self.n_a + self.n_b
+        return 2.0 * len(self.matches) / total if total else 1.0
+
+    def figures(self) -> dict[str, float]:
+        return {"precision": self.precision, "recall": self.recall, "f1": self.f1,
+                "matches": float(len(self.matches)), "count_a": float(self.n_a), "count_b": float(self.n_b)}
+
+
+def match_points(a: Any, b: Any, max_distance: float, groups_a: Optional[Sequence[Any]] = None,
+                 groups_b: Optional[Sequence[Any]] = None) -> list[tuple[int, int]]:
+    """One-to-one matches between two point sets, most pairs within ``max_distance`` first.
+
+    Args:
+        a, b: arrays of shape (n, d) and (m, d) (same d), any real coordinates.
+        max_distance: largest Euclidean distance of a match (inclusive).
+        groups_a, groups_b: optional labels; points match only within the same label
+            (frame time, image index).
+
+    Returns:
+        Sorted ``(i, j)`` index pairs.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.size == 0 or b.size == 0:
+        return []
+    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    dist = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2))
+    ok = dist <= max_distance
+    if groups_a is not None and groups_b is not None:
+        ok &= np.asarray(groups_a, dtype=object)[:, None] == np.asarray(groups_b, dtype=object)[None, :]
+    # a non-match costs more than every possible match together, so the count of matches wins
+    penalty = max_distance * (min(len(a), len(b)) + 1) + 1.0
+    rows, cols = linear_sum_assignment(np.where(ok, dist, penalty))
+    return sorted((int(i), int(j)) for i, j in zip(rows, cols) if ok[i, j])
+
+
+def point_scores(a: Any, b: Any, max_distance: float, groups_a: Optional[Sequence[Any]] = None,
+                 groups_b: Optional[Sequence[Any]] = None) -> PointScores:
+    """Precision, recall and F1 of B against A under ``match_points``.
+
+    Returns:
+        ``PointScores`` (both empty: everything 1.0).
+    """
+    matches = match_points(a, b, max_distance, groups_a, groups_b)
+    return PointScores(tuple(matches), len(np.asarray(a, dtype=float)), len(np.asarray(b, dtype=float)))
+
+
+def _point_view(dataset: str, record: dict, config: AgreementConfig) -> tuple[np.ndarray, Optional[list]]:
+    pts = record["points"]
+    if dataset == "MultiImagePoint":
+        return np.array([[p["x"], p["y"]] for p in pts]).reshape(-1, 2), [p["image_index"] for p in pts]
+    if config.video_time == "normalized" and record["clip_end"] > record["clip_start"]:
+        dur = record["clip_end"] - record["clip_start"]
+        return np.array([[p["time"] / dur, p["x"], p["y"]] for p in pts]).reshape(-1, 3), None
+    return np.array([[p["x"], p["y"]] for p in pts]).reshape(-1, 2), [round(p["time"] * 1e6) for p in pts]
+
+
+def _points_pair(dataset: str, ra: dict, rb: dict, config: AgreementConfig) -> PointScores:
+    (xa, ga), (xb, gb) = _point_view(dataset, ra, config), _point_view(dataset, rb, config)
+    return point_scores(xa, xb, config.point_distance, ga, gb)
+
+
+def _merge_points(dataset: str, records: Sequence[dict], config: AgreementConfig, key: str) -> dict:
+    ref = records[0]
+    partners = [dict(_points_pair(dataset, ref, other, config).matches) for other in records[1:]]
+    points = []
+    for i, p in enumerate(ref["points"]):
+        if all(i in m for m in partners):
+            group = [p] + [other["points"][m[i]] for other, m in zip(records[1:], partners)]
+            q = dict(p)
+            q["x"] = float(np.mean([g["x"] for g in group]))
+            q["y"] = float(np.mean([g["y"] for g in group]))
+            points.append(q)
+    order = ("image_index", "x", "y") if dataset == "MultiImagePoint" else ("time", "x", "y")
+    points.sort(key=lambda q: tuple(q[k] for k in order))
+    merged = copy.deepcopy(ref)
+    merged.update(key=key, points=points, count=len(points))
+    if "annotator_unsure" in ref:
+        merged["annotator_unsure"] = any(r["annotator_unsure"] for r in records)
+    return merged
+
+
+# ----------------------------------------------------------------------------- tracks
+
+
+def _track_array(record: dict) -> np.ndarray:
+    """(objects, frames, 2) with NaN where the object is not visible."""
+    n = len(record["timestamps"])
+    arr = np.full((len(record["objects"]), n, 2), np.nan)
+    for i, obj in enumerate(record["objects"]):
+        for t, p in enumerate(obj["points"]):
+            if p is not None:
+                arr[i, t] = (p["x"], p["y"])
+    return arr
+
+
+def _match_objects(a: np.ndarray, b: np.ndarray, max_mean: float) -> tuple[list[tuple[int, int]], np.ndarray]:
+    mean = np.full((len(a), len(b)), np.inf)
+    for i in range(len(a)):
+        for j in range(len(b)):
+            both = ~np.isnan(a[i, :, 0]) & ~np.isnan(b[j, :, 0])
+            if both.any():
+                mean[i, j] = float(np.sqrt(((a[i, both] - b[j, both]) ** 2).sum(axis=1)).mean())
+    if not len(a) or not len(b):
+        return [], mean
+    ok = mean <= max_mean
+    rows, cols = linear_sum_assignment(np.where(ok, mean, max_mean * (min(len(a), len(b)) + 1) + 1.0))
+    return sorted((int(i), int(j)) for i, j in zip(rows, cols) if ok[i, j]), mean
+
+
+def track_scores(ra: dict, rb: dict, config: AgreementConfig = AgreementConfig()) -> dict[str, float]:
+    """Per-frame F1, id switches and id consistency between two VideoTrack records.
+
+    Args:
+        ra, rb: VideoTrack record dicts with equal ``timestamps``.
+        config: distances.
+
+    Returns:
+        ``frame_f1``, ``id_switches``, ``id_consistency``, ``objects_a``, ``objects_b``,
+        ``matched_objects``, ``mean_distance`` (mean over matched objects; NaN when none).
+
+    Raises:
+        ValueError: the records have different timestamps.
+    """
+    if len(ra["timestamps"]) != len(rb["timestamps"]) or not np.allclose(ra["timestamps"], rb["timestamps"]):
+        raise ValueError("track agreement needs records on the same timestamps")
+    a, b = _track_array(ra), _track_array(rb)
+    objects, mean = _match_objects(a, b, config.track_object_distance)
+    pairs = set(objects)
+    matched = visible = consistent = 0
+    last_a: dict[int, int] = {}
+    last_b: dict[int, int] = {}
+    switches_a = switches_b = 0
+    for t in range(len(ra["timestamps"])):
+        ia = [i for i in range(len(a)) if not np.isnan(a[i, t, 0])]
+        ib = [j for j in range(len(b)) if not np.isnan(b[j, t, 0])]
+        visible += len(ia) + len(ib)
+        for p, q in match_points(a[ia, t] if ia else [], b[ib, t] if ib else [], config.track_point_distance):
+            i, j = ia[p], ib[q]
+            matched += 1
+            consistent += (i, j) in pairs
+            switches_a += last_a.get(i, j) != j
+            switches_b += last_b.get(j, i) != i
+            last_a[i], last_b[j] = j, i
+    return {
+        "frame_f1": 2.0 * matched / visible if visible else 1.0,
+        "id_switches": float(max(switches_a, switches_b)),
+        "id_consistency": consistent / matched if matched else 1.0,
+        "objects_a": float(len(a)), "objects_b": float(len(b)), "matched_objects": float(len(objects)),
+        "mean_distance": float(np.mean([mean[i, j] for i, j in objects])) if objects else float("nan"),
+    }
+
+
+def _first_seen(obj: np.ndarray) -> tuple[int, float, float]:
+    seen = np.flatnonzero(~np.isnan(obj[:, 0]))
+    if not len(seen):
+        return obj.shape[0], 0.0, 0.0
+    t = int(seen[0])
+    return t, float(obj[t, 0]), float(obj[t, 1])
+
+
+def _merge_tracks(records: Sequence[dict], config: AgreementConfig, key: str) -> dict:
+    ref = _track_array(records[0])
+    others = [_track_array(r) for r in records[1:]]
+    partners = [dict(_match_objects(ref, o, config.track_object_distance)[0]) for o in others]
+    kept = []
+    for i in range(len(ref)):
+        if all(i in m for m in partners):
+            stack = np.stack([ref[i]] + [o[m[i]] for o, m in zip(others, partners)])
+            with warnings.catch_warnings():  # frames nobody saw: mean of nothing is NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                kept.append(np.nanmean(stack, axis=0))
+    kept.sort(key=_first_seen)  # ids by first appearance, then (x, y) there
+    objects = [{"object_id": n + 1,
+                "points": [None if np.isnan(p[0]) else {"x": float(p[0]), "y": float(p[1])} for p in obj]}
+               for n, obj in enumerate(kept)]
+    merged = copy.deepcopy(records[0])
+    merged.update(key=key, objects=objects)
+    return merged
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def normalize_text(text: str) -> str:
+    """NFKC, lowercase, punctuation removed, whitespace collapsed to single spaces, stripped."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _token_f1(a: str, b: str) -> float:
+    ta, tb = normalize_text(a).split(), normalize_text(b).split()
+    if not ta and not tb:
+        return 1.0
+    common = sum(min(ta.count(w), tb.count(w)) for w in set(ta))
+    return 2.0 * common / (len(ta) + len(tb))
+
+
+_TEXT_FIELDS = {"AskModelAnything": ("question", "answer"), "Cap": ("clip_caption",)}
+
+
+def _text_pair(dataset: str, ra: dict, rb: dict) -> dict[str, float]:
+    fields = _TEXT_FIELDS[dataset]
+    return {
+        "exact": float(all(ra[f] == rb[f] for f in fields)),
+        "normalized": float(all(normalize_text(ra[f]) == normalize_text(rb[f]) for f in fields)),
+        "token_f1": min(_token_f1(ra[f], rb[f]) for f in fields),
+    }
+
+
+# ----------------------------------------------------------------------------- decision
+
+
+def assess(dataset: str, records: Sequence[dict], annotators: Sequence[str], key: str,
+           config: AgreementConfig = AgreementConfig()) -> Agreement:
+    """Score every pair of annotators of one task, then merge or send to review.
+
+    Args:
+        dataset: ``VideoPoint``, ``MultiImagePoint``, ``VideoTrack``, ``AskModelAnything`` or ``Cap``.
+        records: the annotators' record dicts for the task (two or more), reference first.
+        annotators: a name per record (annotation ids), used in ``pairs`` and reasons.
+        key: the key the merged record gets.
+        config: thresholds.
+
+    Returns:
+        An ``Agreement``; ``merged`` holds the consensus record when the decision is ``merged``.
+
+    Raises:
+        ValueError: fewer than two records, mismatched ``annotators``, or an unknown dataset.
+    """
+    if len(records) < 2 or len(records) != len(annotators):
+        raise ValueError("assess needs two or more records and one annotator name per record")
+    names = tuple(str(a) for a in annotators)
+    pairs: list[dict[str, Any]] = []
+    reasons: list[str] = []
+    for (i, ra), (j, rb) in combinations(enumerate(records), 2):
+        who = f"annotations {names[i]} and {names[j]}"
+        if dataset in ("VideoPoint", "MultiImagePoint"):
+            s = _points_pair(dataset, ra, rb, config)
+            fig = s.figures()
+            if s.f1 < config.min_point_f1:
+                reasons.append(f"{who}: point F1 {s.f1:.2f} < {config.min_point_f1:.2f} ({len(s.matches)} matched "
+                               f"of {s.n_a} and {s.n_b} points within {config.point_distance:g})")
+        elif dataset == "VideoTrack":
+            fig = track_scores(ra, rb, config)
+            if fig["frame_f1"] < config.min_track_f1:
+                reasons.append(f"{who}: per-frame track F1 {fig['frame_f1']:.2f} < {config.min_track_f1:.2f}")
+            if fig["id_switches"] > config.max_id_switches:
+                reasons.append(f"{who}: {fig['id_switches']:.0f} id switches > {config.max_id_switches}")
+            counts = {fig["objects_a"], fig["objects_b"], fig["matched_objects"]}
+            if config.same_object_count and len(counts) > 1:
+                reasons.append(f"{who}: {fig['objects_a']:.0f} and {fig['objects_b']:.0f} objects, "
+                               f"{fig['matched_objects']:.0f} matched")
+        elif dataset in _TEXT_FIELDS:
+            fig = _text_pair(dataset, ra, rb)
+            if not fig["normalized"]:
+                reasons.append(f"{who}: {' / '.join(_TEXT_FIELDS[dataset])} differ after normalization "
+                               f"(token F1 {fig['token_f1']:.2f})")
+        else:
+            raise ValueError(f"no agreement rule for dataset {dataset!r}")
+        pairs.append({"a": names[i], "b": names[j], **fig})
+    primary = {"VideoTrack": "frame_f1", "AskModelAnything": "token_f1", "Cap": "token_f1"}.get(dataset, "f1")
+    worst = min(pairs, key=lambda p: (p.get("normalized", 1.0), p[primary]))
+    figures = {k: v for k, v in worst.items() if k not in ("a", "b")}
+    if reasons:
+        return Agreement(dataset, names, figures, tuple(pairs), "review", tuple(reasons))
+    if dataset == "VideoTrack":
+        merged = _merge_tracks(records, config, key)
+    elif dataset in _TEXT_FIELDS:
+        merged = copy.deepcopy(records[0])
+        merged["key"] = key
+        scores = [r.get("annotation_score") for r in records if r.get("annotation_score") is not None]
+        if dataset == "Cap":
+            merged["annotation_score"] = float(np.mean(scores)) if scores else None
+    else:
+        merged = _merge_points(dataset, records, config, key)
+    return Agreement(dataset, names, figures, tuple(pairs), "merged", (), merged)

@@ -1,0 +1,398 @@
+"""Normalize a Label Studio snapshot export into this project's records, failures and reviews.
+
+One job: read an export (a list of tasks ``{id, data, annotations: [...], ...}``, the shapes in
+``shared/reference/labelstudio.md``) and return validated dataset records, one failure record
+per thing that could not be used, and for tasks with several annotators the agreement and the
+decision (merge or review). Pure: no server, no files written.
+
+    export (list | bytes | str JSON text | Path)
+      -> load_export                      -> [task dict]          | one failure for the file
+      -> per task: _task                  -> TaskInfo             | failure (task-level)
+      -> per annotation: build_record     -> record dict          | failure (annotation-level)
+           (annotation.ls_records), then schemas.records.validate
+      -> one annotation: the record (or review when it carries a note)
+         several: annotation.agreement.assess -> merged record | review
+      -> NormalizedExport(records, failures, agreements, review, unannotated)
+
+Failure records (``schemas`` ``failure``, stage ``annotation``, outcome ``failed``) have an
+``error_type`` among: ``not_json`` / ``bad_export`` (the whole file), ``bad_task``,
+``missing_field``, ``bad_value``, ``out_of_range``, ``unknown_label``, ``unknown_control``,
+``unknown_kind``, ``frame_out_of_clip``, ``duplicate_id`` (task ids, task keys, annotation ids
+or result ids seen twice: every copy fails, none is trusted), ``unknown_clip``, ``cancelled``
+(``was_cancelled: true``), ``invalid_record`` (the record broke its schema), or the exception
+class name for a shape nobody foresaw. One bad task or annotation never stops the others. ``predictions`` and drafts are ignored.
+
+Record keys: ``{task key}-a{annotation id}`` for one annotator's record, ``{task key}-merged``
+for a consensus, where the task key is ``data.task_key`` made key-safe (characters outside
+``[A-Za-z0-9_-]`` become ``_``, and then a short hash of the original is appended).
+VideoTrack records hold every mp4 frame; ``resample_track`` picks the Molmo 2 sample times.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+from annotation.agreement import Agreement, AgreementConfig, assess
+from annotation.ls_records import KIND_DATASET, VIDEO_KINDS, TaskInfo, build_record
+from annotation.ls_results import ExportProblem, require
+from schemas.records import RecordValidationError, validate
+from schemas.sampling import DEFAULT_MAX_FPS, DEFAULT_MAX_FRAMES, TIME_EPS, sample_times
+
+__all__ = ["NormalizeConfig", "NormalizedExport", "ReviewItem", "ExportProblem", "normalize_export",
+           "load_export", "record_key", "resample_track", "STAGE"]
+
+STAGE = "annotation"
+Export = Union[list, bytes, bytearray, str, Path]
+
+
+@dataclass(frozen=True)
+class NormalizeConfig:
+    """Settings of ``normalize_export``."""
+
+    source: str = "labelstudio"
+    """``source`` of VideoPoint/VideoTrack records whose task data has no ``source``."""
+    category: str = "object"
+    """VideoPoint ``category`` when the task data has no ``category``."""
+    agreement: AgreementConfig = field(default_factory=AgreementConfig)
+    """Thresholds for tasks with several annotators."""
+
+    def __post_init__(self) -> None:
+        if not self.source or not self.category:
+            raise ValueError("source and category must be non-empty")
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """A task held back for a person to decide: why, and every annotator's record."""
+
+    task_id: int
+    task_key: str
+    dataset: str
+    reasons: tuple[str, ...]
+    candidates: tuple[dict, ...]
+
+
+@dataclass
+class NormalizedExport:
+    """What came out of one export.
+
+    Attributes:
+        records: validated record dicts by dataset name (``"VideoPoint"``, ...), in task order.
+        failures: validated ``failure`` record dicts.
+        agreements: one ``Agreement`` per task with two or more usable annotations.
+        review: tasks held back (disagreement, or a note such as an unsure MultiImagePoint).
+        unannotated: ids of tasks with no annotations yet.
+    """
+
+    records: dict[str, list[dict]] = field(default_factory=dict)
+    failures: list[dict] = field(default_factory=list)
+    agreements: list[Agreement] = field(default_factory=list)
+    review: list[ReviewItem] = field(default_factory=list)
+    unannotated: list[int] = field(default_factory=list)
+
+    def failure_counts(self) -> dict[str, int]:
+        """Failures per ``error_type``, sorted by type."""
+        return dict(sorted(Counter(f["error_type"] for f in self.failures).items()))
+
+
+def record_key(task_key: str, suffix: str) -> str:
+    """A deterministic, key-safe record key ``{safe task key}-{suffix}``.
+
+    Characters outside ``[A-Za-z0-9_-]`` become ``_``; when that changed anything (or the key was
+    cut to 180 characters), 8 hex digits of the SHA-256 of the original follow, so two task keys
+    that differ only in such characters still give different record keys.
+    """
+    return f"{_task_base(task_key)}-{suffix}"
+
+
+def _task_base(task_key: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", task_key)[:180]
+    if safe != task_key:
+        safe += "-" + hashlib.sha256(task_key.encode("utf-8")).hexdigest()[:8]
+    return safe
+
+
+def load_export(export: Export, name: Optional[str] = None) -> list:
+    """The list of tasks in an export.
+
+    Args:
+        export: the parsed list, JSON bytes or text, or a ``Path`` to a JSON file. A ``str`` is
+            JSON text, not a path.
+        name: what to call the input in messages (default: the path, or "the export").
+
+    Returns:
+        The list as parsed (items are not checked here).
+
+    Raises:
+        ExportProblem: ``not_json`` when the input is not JSON, ``bad_export`` when it is JSON
+            but not a list.
+        OSError: the path cannot be read.
+        TypeError: an input of another type.
+    """
+    if isinstance(export, list):
+        return export
+    if isinstance(export, Path):
+        name, raw = name or str(export), export.read_bytes()
+    elif isinstance(export, (bytes, bytearray, str)):
+        name, raw = name or "the export", export
+    else:
+        raise TypeError(f"an export is a list, bytes, JSON text or a Path, got {type(export).__name__}")
+    try:
+        tasks = json.loads(raw)
+    except ValueError as exc:  # includes UnicodeDecodeError
+        hint = " (pass a pathlib.Path to read a file)" if isinstance(export, str) else ""
+        raise ExportProblem("not_json", f"{name} is not JSON: {exc}{hint}") from None
+    if not isinstance(tasks, list):
+        raise ExportProblem("bad_export", f"{name} holds a JSON {type(tasks).__name__}, not a list of tasks")
+    return tasks
+
+
+def _problem(exc: Exception, where: str) -> ExportProblem:
+    """An ``ExportProblem`` as is; anything else (a shape nobody foresaw) named by its class."""
+    if isinstance(exc, ExportProblem):
+        return exc
+    return ExportProblem(type(exc).__name__, f"{where}: unexpected {type(exc).__name__}: {exc}")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=repr)
+
+
+class _Run:
+    """State of one ``normalize_export`` call: the output and the failure keys used."""
+
+    def __init__(self, config: NormalizeConfig):
+        self.config = config
+        self.out = NormalizedExport()
+        self._keys: set[str] = set()
+
+    def fail(self, base: str, input_id: str, error_type: str, message: str, payload: Any) -> None:
+        key, n = f"{base}-{STAGE}", 1
+        while key in self._keys:
+            n += 1
+            key = f"{base}-{STAGE}-{n}"
+        self._keys.add(key)
+        data = {"key": key, "input_id": input_id, "stage": STAGE, "error_type": error_type,
+                "message": message, "input": _json(payload), "outcome": "failed", "duplicate_of": None}
+        self.out.failures.append(validate("failure", data).model_dump())
+
+    def keep(self, dataset: str, record: dict) -> None:
+        self.out.records.setdefault(dataset, []).append(record)
+
+
+def _duplicates(tasks: list) -> tuple[set, set, set]:
+    """Task ids, task keys and annotation ids that occur more than once in the export."""
+    ids: Counter = Counter()
+    keys: Counter = Counter()
+    anns: Counter = Counter()
+    for t in tasks:
+        if not isinstance(t, dict):
+            continue
+        ids[repr(t.get("id"))] += 1
+        data = t.get("data")
+        if isinstance(data, dict) and isinstance(data.get("task_key"), str):
+            keys[data["task_key"]] += 1
+        annotations = t.get("annotations")
+        for a in annotations if isinstance(annotations, list) else []:
+            if isinstance(a, dict) and a.get("id") is not None:
+                anns[repr(a["id"])] += 1
+    return ({k for k, n in ids.items() if n > 1}, {k for k, n in keys.items() if n > 1},
+            {k for k, n in anns.items() if n > 1})
+
+
+def _clip_record(clip: Any) -> dict:
+    return clip.model_dump() if hasattr(clip, "model_dump") else dict(clip)
+
+
+def _task(task: Any, dups: tuple[set, set, set], known_clips: Any, config: NormalizeConfig) -> tuple[TaskInfo, str]:
+    """Check a task and complete its data from the known clip; returns ``(TaskInfo, task key)``."""
+    if not isinstance(task, dict):
+        raise ExportProblem("bad_task", f"a task must be an object, got {type(task).__name__}")
+    tid = require(task, "id", "task")
+    if isinstance(tid, bool) or not isinstance(tid, int):
+        raise ExportProblem("bad_value", f"task id must be an integer, got {tid!r}")
+    where = f"task {tid}"
+    if repr(tid) in dups[0]:
+        raise ExportProblem("duplicate_id", f"{where}: task id {tid} appears more than once in the export")
+    data = require(task, "data", where)
+    if not isinstance(data, dict):
+        raise ExportProblem("bad_value", f"{where} data must be an object, got {type(data).__name__}")
+    annotations = require(task, "annotations", where)
+    if not isinstance(annotations, list):
+        raise ExportProblem("bad_value", f"{where} annotations must be a list, got {type(annotations).__name__}")
+    kind = require(data, "kind", f"{where} data")
+    if not isinstance(kind, str) or kind not in KIND_DATASET:
+        raise ExportProblem("unknown_kind", f"{where} data.kind {kind!r} is not a project kind "
+                            f"(known: {sorted(KIND_DATASET)})")
+    task_key = data.get("task_key") if isinstance(data.get("task_key"), str) else f"{kind}-task{tid}"
+    if task_key in dups[1]:
+        raise ExportProblem("duplicate_id", f"{where}: task_key {task_key!r} is used by more than one task")
+    data = dict(data)
+    if kind in VIDEO_KINDS:
+        clip_id = require(data, "clip_id", f"{where} data")
+        if not isinstance(clip_id, str):
+            raise ExportProblem("bad_value", f"{where} data.clip_id must be a string, got {clip_id!r}")
+        if known_clips is not None and clip_id not in known_clips:
+            raise ExportProblem("unknown_clip", f"{where}: clip {clip_id!r} is not among the known clips")
+        if isinstance(known_clips, Mapping):
+            clip = _clip_record(known_clips[clip_id])
+            for name, src in (("clip_start", "start"), ("clip_end", "end"), ("video_id", "video_id"),
+                              ("width", "frame_width"), ("height", "frame_height")):
+                if data.get(name) is None and clip.get(src) is not None:
+                    data[name] = clip[src]
+    return TaskInfo(tid, kind, data, config.source, config.category), task_key
+
+
+def _annotation(info: TaskInfo, ann: Any, dups: set, base: str) -> tuple[int, dict, list[str]]:
+    """One annotation -> ``(annotation id, validated record, review notes)``."""
+    if not isinstance(ann, dict):
+        raise ExportProblem("bad_value", f"task {info.id}: an annotation must be an object, got {type(ann).__name__}")
+    aid = require(ann, "id", f"task {info.id} annotation")
+    if isinstance(aid, bool) or not isinstance(aid, int):
+        raise ExportProblem("bad_value", f"task {info.id}: annotation id must be an integer, got {aid!r}")
+    where = f"task {info.id} annotation {aid}"
+    if repr(aid) in dups:
+        raise ExportProblem("duplicate_id", f"{where}: annotation id {aid} appears more than once in the export")
+    if ann.get("was_cancelled") is True:
+        raise ExportProblem("cancelled", f"{where} was cancelled (skipped) by annotator "
+                            f"{ann.get('completed_by')!r}; it holds no labels")
+    try:
+        record, notes = build_record(info, ann, f"{base}-a{aid}", where)
+    except ExportProblem as p:  # a task-data problem is reported on each annotation it spoils
+        if str(p).startswith(where):
+            raise
+        raise ExportProblem(p.error_type, f"{where}: {p}") from None
+    try:
+        return aid, validate(KIND_DATASET[info.kind], record).model_dump(), notes
+    except RecordValidationError as exc:
+        raise ExportProblem("invalid_record", f"{where}: {exc}") from None
+
+
+def _decide(run: _Run, info: TaskInfo, task_key: str, base: str, good: list[tuple[int, dict, list[str]]]) -> None:
+    dataset = KIND_DATASET[info.kind]
+    notes = [n for _, _, ns in good for n in ns]
+    records = [r for _, r, _ in good]
+    if len(good) == 1:
+        if notes:
+            run.out.review.append(ReviewItem(info.id, task_key, dataset, tuple(notes), tuple(records)))
+        else:
+            run.keep(dataset, records[0])
+        return
+    agreement = assess(dataset, records, [str(a) for a, _, _ in good], f"{base}-merged", run.config.agreement)
+    agreement = replace(agreement, task_id=info.id, task_key=task_key)
+    run.out.agreements.append(agreement)
+    reasons = list(agreement.reasons) + notes
+    if agreement.decision == "merged" and not notes:
+        try:
+            run.keep(dataset, validate(dataset, agreement.merged).model_dump())
+            return
+        except RecordValidationError as exc:
+            reasons.append(f"the merged record is invalid: {exc}")
+    run.out.review.append(ReviewItem(info.id, task_key, dataset, tuple(reasons), tuple(records)))
+
+
+def normalize_export(export: Export, known_clips: Optional[Union[set, frozenset, Mapping[str, Any]]] = None,
+                     config: Optional[NormalizeConfig] = None) -> NormalizedExport:
+    """Normalize one Label Studio snapshot export.
+
+    Args:
+        export: the parsed task list, JSON bytes/text, or a ``Path`` to the snapshot file.
+        known_clips: when given, video tasks whose ``data.clip_id`` is not in it fail with
+            ``unknown_clip``. A mapping ``{clip id: Clip record (dict or model)}`` also fills
+            ``clip_start``, ``clip_end``, ``video_id``, ``width`` and ``height`` where the task
+            data lacks them.
+        config: defaults and agreement thresholds.
+
+    Returns:
+        A ``NormalizedExport``. A file that is not JSON (or not a list) gives exactly one failure.
+
+    Raises:
+        OSError: a ``Path`` that cannot be read. TypeError: an export of another type.
+    """
+    run = _Run(config or NormalizeConfig())
+    name = str(export) if isinstance(export, Path) else "the export"
+    raw = export.read_bytes() if isinstance(export, Path) else export
+    try:
+        tasks = load_export(raw, name)
+    except ExportProblem as p:
+        head = raw[:200] if isinstance(raw, (str, bytes, bytearray)) else ""
+        if isinstance(head, (bytes, bytearray)):
+            head = head.decode("utf-8", "replace")
+        run.fail("export", name, p.error_type, str(p), {"source": name, "head": head})
+        return run.out
+    dups = _duplicates(tasks)
+    for pos, task in enumerate(tasks):
+        tid = task.get("id") if isinstance(task, dict) else None
+        base_id = f"task{tid}" if isinstance(tid, int) and not isinstance(tid, bool) else f"task-at-{pos}"
+        try:
+            info, task_key = _task(task, dups, known_clips, run.config)
+        except Exception as exc:  # noqa: BLE001 - one bad task never stops the file
+            p = _problem(exc, f"task {tid}")
+            run.fail(base_id, f"task {tid}" if tid is not None else f"task at position {pos}", p.error_type,
+                     str(p), task)
+            continue
+        base = _task_base(task_key)
+        annotations = task["annotations"]
+        if not annotations:
+            run.out.unannotated.append(info.id)
+        good = []
+        for k, ann in enumerate(annotations):
+            try:
+                good.append(_annotation(info, ann, dups[2], base))
+            except Exception as exc:  # noqa: BLE001 - one bad annotation never stops the task
+                p = _problem(exc, f"task {info.id} annotation")
+                aid = ann.get("id") if isinstance(ann, dict) else None
+                suffix = f"-a{aid}" if isinstance(aid, int) and not isinstance(aid, bool) else f"-at-{k}"
+                run.fail(base_id + suffix, f"task {info.id} annotation {aid}", p.error_type, str(p),
+                         {"task_id": info.id, "data": task["data"], "annotation": ann})
+        if good:
+            _decide(run, info, task_key, base, good)
+    return run.out
+
+
+def resample_track(record: dict, times: Optional[Sequence[float]] = None, max_frames: int = DEFAULT_MAX_FRAMES,
+                   max_fps: float = DEFAULT_MAX_FPS) -> dict:
+    """A VideoTrack record at other times: at each time, the frame displayed then.
+
+    The record (from ``normalize_export``) holds every mp4 frame; Molmo 2 trains on the clip's
+    sample times. The frame displayed at time t is the last frame whose time is <= t (within
+    ``schemas.sampling.TIME_EPS``); its points (None = occluded) are copied.
+
+    Args:
+        record: a VideoTrack record dict.
+        times: target times, strictly increasing, in clip seconds; default
+            ``sample_times(clip_end - clip_start, max_frames, max_fps)``.
+        max_frames, max_fps: sampling limits used for the default times.
+
+    Returns:
+        A new record dict (same key) with ``timestamps = times`` and each object's points
+        picked; objects not visible at any of the times are kept, all None.
+
+    Raises:
+        ValueError: a time before the first frame, or times not strictly increasing.
+    """
+    frames = list(record["timestamps"])
+    if times is None:
+        times = sample_times(record["clip_end"] - record["clip_start"], max_frames, max_fps)
+    times = [float(t) for t in times]
+    if any(b <= a for a, b in zip(times, times[1:])):
+        raise ValueError("resample times must be strictly increasing")
+    picks = []
+    for t in times:
+        i = bisect_right(frames, t + TIME_EPS) - 1
+        if i < 0:
+            raise ValueError(f"no frame is displayed at {t!r} s (first frame at {frames[0]!r} s)")
+        picks.append(i)
+    out = copy.deepcopy(record)
+    out["timestamps"] = times
+    for obj in out["objects"]:
+        obj["points"] = [copy.deepcopy(obj["points"][i]) for i in picks]
+    return out
