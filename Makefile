@@ -8,11 +8,14 @@ VENV     ?= .venv
 REQ_HASH := $(shell cat requirements.txt setup.py | sha256sum | cut -c1-16)
 STAMP    := $(VENV)/.installed-$(REQ_HASH)
 DEMO_OUT ?= demo-out
+# Label Studio lives in its own venv (it pins Django and pyarrow versions that clash with ours).
+LS_VENV  ?= .labelstudio-venv
+LS_STAMP := $(LS_VENV)/.installed-label-studio-$(shell sed -n 's/^LABEL_STUDIO_VERSION = "\(.*\)"/\1/p' annotation/ls_venv.py)
 PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: venv test demo bench sdist clean
+.PHONY: venv labelstudio test demo bench sdist clean
 
 venv: $(STAMP)
 
@@ -23,7 +26,12 @@ $(STAMP):
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-test: venv
+$(LS_STAMP):
+	$(PYTHON) -m annotation.server install --venv $(LS_VENV)
+
+labelstudio: $(LS_STAMP)
+
+test: venv $(LS_STAMP)
 	$(VENV)/bin/python -m pytest --durations=25 $(PYTEST_ARGS)
 
 demo: venv

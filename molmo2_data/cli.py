@@ -13,7 +13,6 @@ from typing import Callable, Sequence
 
 # Which issue brings each capability that is not built yet; named in the error users see.
 _NOT_YET = {
-    "annotate": "[3/7] annotation with Label Studio",
     "synth": "[4/7] synthetic generators",
     "build": "[5/7] shards: merge, validate, publish",
     "verify": "[5/7] shards: merge, validate, publish",
@@ -75,8 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="synthetic QA generators: CapQA, SubtitleQA, SynMultiImageQA")
     p.set_defaults(handler=_not_built("synth"))
 
-    p = sub.add_parser("annotate", help="Label Studio: server, projects, push, pull, normalize")
-    p.set_defaults(handler=_not_built("annotate"), passthrough=True)
+    p = sub.add_parser(
+        "annotate",
+        help="Label Studio: server, projects, push, pull, normalize",
+        description="Run a Label Studio server and move tasks and labels between it and this project.",
+    )
+    annotate = p.add_subparsers(dest="annotate_command", metavar="ACTION", required=True)
+    ps = annotate.add_parser("server", help="install, start, stop or check the Label Studio server",
+                             description="Label Studio in its own venv, headless on 127.0.0.1.")
+    from annotation.server import add_server_arguments  # standard library only: cheap to import
+
+    add_server_arguments(ps)
+    ps.set_defaults(handler=_lazy("annotation.server:main_server"))
 
     p = sub.add_parser("build", help="merge assets, annotations and synthetic data into versioned shards")
     p.set_defaults(handler=_not_built("build"))

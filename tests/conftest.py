@@ -14,3 +14,14 @@ if str(ROOT) not in sys.path:  # the tests also run without `pip install -e .`
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def labelstudio(tmp_path_factory):
+    """One real Label Studio server on loopback for the whole test session (media root inside)."""
+    from tests.labelstudio import start_test_server, stop_test_server
+
+    tmp = tmp_path_factory.mktemp("labelstudio")
+    info = start_test_server(tmp, media_root=tmp / "media")
+    yield info
+    stop_test_server(info)
