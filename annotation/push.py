@@ -1,0 +1,402 @@
+"""Push: clips and image sets of an ingest output become Label Studio tasks, idempotently.
+
+One job: for a project of a known kind, materialize the media annotators need where Label
+Studio can serve it, build each task with :mod:`annotation.tasks`, and import the tasks that are
+not on the server yet, in batches, with their predictions (pre-annotations).
+
+Record shapes::
+
+    ingest output (clips/clips-*.tar: {clip_id}.json + {clip_id}.NNN.jpg; media/{clip_id}.mp4;
+                   imagesets/imagesets-*.tar: {set_id}.json + {set_id}.{i}.{jpg|png})
+      -> Source(key, record dict, [media path relative to the media root])     (materialize)
+      -> {"data": task data, "predictions": [...]?}                             (build_tasks)
+      -> new tasks imported, PushResult                                          (import_new_tasks)
+
+Media: local storage. ``media_root`` must be the server's ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``
+(with ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true``). A project's media go to
+``{media_root}/{safe title}/``: ``frames/{clip_id}/{i:03d}.jpg`` (video_point, extracted from the
+shards), ``video/{clip_id}.mp4`` (video_track, ask_model_anything, caption; the ingest's
+constant-frame-rate mp4, so ``--cfr-mp4`` is required) and ``images/{set_id}/{i}.{ext}``
+(multi_image_point). That folder is registered on the project as a local import storage (never
+synced: tasks come from this module, not from a folder scan), which lets the server serve the
+files; tasks refer to them as ``/data/local-files/?d=<path relative to media_root>``.
+
+Media: cloud storage. The same works with S3, GCS or Azure. Materialize as above into any
+local folder, upload that folder's tree under a bucket prefix (``aws s3 sync`` / ``gsutil rsync``),
+register the bucket on the project with ``client.import_storage.s3.create(project=..., bucket=...,
+prefix=..., presign=True, presign_ttl=60, use_blob_urls=False, aws_access_key_id=..., ...)``
+(``import_storage.gcs.create`` with ``google_application_credentials``, ``import_storage.azure.create``
+alike; never sync it) and push with ``url_for=lambda rel: f"s3://bucket/prefix/{rel}"`` (``gs://``,
+``azure-blob://``): Label Studio resolves such URLs per request into presigned (or proxied) URLs, so
+nothing expires in the stored tasks. Plain ``https://`` URLs that an annotator's browser can load
+(e.g. presigned by you, valid longer than the labeling lasts) work as well, with no storage at all.
+With ``url_for`` given, :func:`push` registers no local storage.
+
+Idempotency: every task carries ``data.task_key`` (one per kind, clip or set, and label). A push
+first lists the project's tasks (``tasks.list(include="id,data")``), imports only task keys the
+project lacks and re-attaches nothing to existing tasks, so pushing twice creates nothing twice.
+A key already present with *different* data is a conflict: by default it is skipped and reported
+in ``PushResult.conflicts`` (its annotations were made on the old data); ``on_conflict="update"``
+overwrites the task's data (annotations stay), ``"raise"`` stops the push.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal
+from urllib.parse import quote
+
+from annotation import tasks as T
+from annotation.projects import LabelStudioError, api_errors, base_url, project_kind, safe_name
+from shards.reader import iter_samples
+
+__all__ = ["PushItem", "PushResult", "PushConflict", "Source", "push", "materialize", "build_tasks",
+           "import_new_tasks", "existing_tasks", "ensure_local_storage", "local_files_url", "media_folder"]
+
+log = logging.getLogger(__name__)
+
+VIDEO_KINDS = ("video_track", "ask_model_anything", "caption")
+QUERY_KINDS = ("video_point", "video_track", "multi_image_point")
+
+
+@dataclass(frozen=True)
+class PushItem:
+    """One task to push."""
+
+    key: str
+    """Clip id (image-set id for multi_image_point)."""
+    query: str | None = None
+    """What annotators look for (the expression for video_track); required by the point and track kinds."""
+    label: str | None = None
+    """Dataset label written with the answers; defaults to ``query``."""
+    predictions: tuple[dict[str, Any], ...] = ()
+    """Pre-annotations in Label Studio's format: ``{"model_version": str, "result": [...], "score"?: float}``."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A clip or image set made ready to serve: its record and its media, relative to the media root."""
+
+    key: str
+    record: dict[str, Any]
+    media: tuple[str, ...]
+
+
+@dataclass
+class PushResult:
+    """What a push did."""
+
+    project_id: int
+    created: int = 0
+    """Tasks imported by this push."""
+    existing: int = 0
+    """Tasks already on the server with the same data (nothing sent)."""
+    updated: int = 0
+    """Conflicting tasks whose data were overwritten (``on_conflict="update"``)."""
+    conflicts: list[str] = field(default_factory=list)
+    """Task keys already on the server with different data."""
+    task_ids: dict[str, int] = field(default_factory=dict)
+    """Task key -> task id of every task of this push."""
+    batches: int = 0
+    seconds: float = 0.0
+
+
+class PushConflict(LabelStudioError):
+    """A task key is on the server with different data (``on_conflict="raise"``)."""
+
+
+def media_folder(media_root: str | os.PathLike, title: str) -> Path:
+    """The folder of one project's media under the media root (absolute)."""
+    return Path(media_root).resolve() / safe_name(title)
+
+
+def local_files_url(rel_path: str) -> str:
+    """The URL Label Studio serves a file under its document root at (``rel_path`` uses ``/``)."""
+    return "/data/local-files/?d=" + quote(rel_path, safe="/")
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _shard_paths(ingest_dir: Path, prefix: str) -> tuple[list[str], dict[str, str] | None]:
+    paths = sorted(str(p) for p in (ingest_dir / prefix).glob(f"{prefix}-*.tar"))
+    index = ingest_dir / "shards.json"
+    if not index.is_file():
+        return paths, None
+    sums = {str(ingest_dir / e["shard"]): e["sha256"] for e in json.loads(index.read_text())}
+    return paths, {p: sums[p] for p in paths} if all(p in sums for p in paths) else None
+
+
+def materialize(ingest_dir: str | os.PathLike, kind: str, keys: Iterable[str] | None,
+                media_root: str | os.PathLike, title: str) -> dict[str, Source]:
+    """Read the wanted clips (or image sets) and put their media under the project's media folder.
+
+    Files are written atomically and only when missing or different (mp4s: a different size), so a
+    rerun rewrites nothing.
+
+    Args:
+        ingest_dir: an ingest output folder.
+        kind: the project kind (decides which media are needed).
+        keys: clip ids (image-set ids for multi_image_point); None for all.
+        media_root: Label Studio's local-files document root.
+        title: the project title (names the media folder).
+
+    Returns:
+        Key -> :class:`Source`, for every wanted key.
+
+    Raises:
+        ValueError: an unknown kind.
+        FileNotFoundError: a wanted key is not in the ingest output, or its mp4 is missing.
+        LabelStudioError: a clip has no constant-frame-rate mp4 and the kind needs one.
+        shards.reader.ShardReadError: a corrupt shard or a checksum mismatch.
+    """
+    T.label_config(kind)  # raises ValueError for an unknown kind
+    ingest, root = Path(ingest_dir), Path(media_root).resolve()
+    folder = media_folder(root, title)
+    wanted = None if keys is None else set(keys)
+    prefix = "imagesets" if kind == "multi_image_point" else "clips"
+    paths, sums = _shard_paths(ingest, prefix)
+    out: dict[str, Source] = {}
+    # shard samples {"__key__", "json": record, "NNN.jpg" | "i.ext": bytes} -> Source
+    for sample in iter_samples(paths, expected_sha256=sums, decode_json=True) if paths else ():
+        key = sample["__key__"]
+        if wanted is not None and key not in wanted:
+            continue
+        record, media = sample["json"], []
+        if kind == "video_point":
+            for i in range(len(record["timestamps"])):
+                dest = folder / "frames" / key / f"{i:03d}.jpg"
+                _write_if_changed(dest, sample[f"{i:03d}.jpg"])
+                media.append(dest)
+        elif kind == "multi_image_point":
+            exts = {int(m.group(1)): m.group(2) for m in map(re.compile(r"^(\d+)\.(\w+)$").match, sample) if m}
+            for i in range(len(record["images"])):
+                dest = folder / "images" / key / f"{i}.{exts[i]}"
+                _write_if_changed(dest, sample[f"{i}.{exts[i]}"])
+                media.append(dest)
+        else:
+            if not record.get("mp4"):
+                raise LabelStudioError(f"clip {key} has no constant-frame-rate mp4, which {kind} tasks need; "
+                                       f"rerun ingest with --cfr-mp4")
+            src, dest = ingest / record["mp4"], folder / "video" / f"{key}.mp4"
+            if not src.is_file():
+                raise FileNotFoundError(f"clip {key}: {src} is missing (ingest output incomplete?)")
+            if not (dest.is_file() and dest.stat().st_size == src.stat().st_size):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+                shutil.copyfile(src, tmp)
+                os.replace(tmp, dest)
+            media.append(dest)
+        out[key] = Source(key, record, tuple(p.relative_to(root).as_posix() for p in media))
+    missing = sorted(wanted - set(out)) if wanted is not None else []
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} {prefix} not in {ingest}: {missing[:5]}")
+    return out
+
+
+def build_tasks(kind: str, sources: dict[str, Source], items: Iterable[PushItem], *,
+                url_for: Callable[[str], str] = local_files_url) -> list[dict[str, Any]]:
+    """Import payloads ``{"data": ..., "predictions"?: [...]}``, one per item, in item order.
+
+    Args:
+        kind: the project kind.
+        sources: from :func:`materialize`.
+        items: what to push; an item repeated with identical arguments is pushed once.
+        url_for: media path (relative to the media root) -> URL (local files by default).
+
+    Raises:
+        ValueError: an unknown kind, a point/track item without a query, a malformed prediction,
+            or one task key given twice with different arguments.
+    """
+    T.label_config(kind)
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        src = sources[item.key]
+        if kind in QUERY_KINDS and not item.query:
+            raise ValueError(f"{kind} tasks need a query; item {item.key!r} has none")
+        label = item.label or item.query or ""
+        urls = [url_for(rel) for rel in src.media]
+        if kind == "video_point":
+            data = T.video_point_task(src.record, item.query, label, urls.__getitem__)
+        elif kind == "multi_image_point":
+            data = T.multi_image_point_task(src.record, item.query, label, urls.__getitem__)
+        elif kind == "video_track":
+            data = T.video_track_task(src.record, item.query, label, urls[0])
+        else:
+            data = T.clip_video_task(kind, src.record, urls[0])
+        task: dict[str, Any] = {"data": data}
+        if item.predictions:
+            for p in item.predictions:
+                if not isinstance(p, dict) or not isinstance(p.get("result"), list):
+                    raise ValueError(f"item {item.key!r}: a prediction must be a dict with a 'result' list, "
+                                     f"got {str(p)[:80]}")
+            task["predictions"] = [dict(p) for p in item.predictions]
+        key = T.task_key(data)
+        if key in out and out[key] != task:
+            raise ValueError(f"task key {key!r} given twice with different data or predictions")
+        out[key] = task
+    return list(out.values())
+
+
+def ensure_local_storage(client: Any, project_id: int, folder: str | os.PathLike) -> Any:
+    """Register ``folder`` as a local import storage of the project, once (never synced).
+
+    Args:
+        folder: an absolute folder strictly inside the server's document root.
+
+    Raises:
+        LabelStudioUnreachable, LabelStudioAuthError: see :func:`annotation.projects.api_errors`.
+        label_studio_sdk.core.api_error.ApiError: the server refused the path (outside the document
+            root, or local files serving disabled).
+    """
+    path = str(Path(folder).resolve())
+    with api_errors(base_url(client)):
+        for storage in client.import_storage.local.list(project=project_id):
+            if storage.path == path:
+                return storage
+        return client.import_storage.local.create(project=project_id, path=path, use_blob_urls=False,
+                                                  title="molmo2-data media", description="served by annotation.push")
+
+
+def existing_tasks(client: Any, project_id: int, page_size: int = 1000) -> dict[str, tuple[int, dict[str, Any]]]:
+    """Task key -> (task id, data) of every task in the project that has a ``task_key``."""
+    found: dict[str, tuple[int, dict[str, Any]]] = {}
+    with api_errors(base_url(client)):
+        # include=id,data: the server skips the counters it computes per task (2-3x faster)
+        for task in client.tasks.list(project=project_id, fields="task_only", include="id,data",
+                                      page_size=page_size, resolve_uri=False):
+            data = task.data or {}
+            if "task_key" in data:
+                found[data["task_key"]] = (task.id, data)
+    return found
+
+
+def _canonical(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def import_new_tasks(client: Any, project_id: int, payloads: list[dict[str, Any]], *, batch_size: int = 500,
+                     on_conflict: Literal["skip", "update", "raise"] = "skip",
+                     progress: Callable[[int, int], None] | None = None) -> PushResult:
+    """Import the payloads whose task key the project lacks, ``batch_size`` per request.
+
+    Args:
+        payloads: from :func:`build_tasks`.
+        batch_size: tasks per import request.
+        on_conflict: what to do with a key present with different data (see the module docstring).
+        progress: called after each batch with (tasks imported so far, tasks to import).
+
+    Returns:
+        A :class:`PushResult`.
+
+    Raises:
+        ValueError: ``batch_size`` < 1 or an unknown ``on_conflict``.
+        PushConflict: a conflict with ``on_conflict="raise"``.
+        LabelStudioUnreachable, LabelStudioAuthError: see :func:`annotation.projects.api_errors`.
+    """
+    if batch_size < 1 or on_conflict not in ("skip", "update", "raise"):
+        raise ValueError(f"need batch_size >= 1 and on_conflict skip|update|raise, got {batch_size}, {on_conflict!r}")
+    start, url = time.perf_counter(), base_url(client)
+    result = PushResult(project_id=project_id)
+    have = existing_tasks(client, project_id)
+    new: list[dict[str, Any]] = []
+    for payload in payloads:
+        key = payload["data"]["task_key"]
+        if key not in have:
+            new.append(payload)
+            continue
+        task_id, data = have[key]
+        result.task_ids[key] = task_id
+        if _canonical(json.loads(json.dumps(payload["data"]))) == _canonical(data):
+            result.existing += 1
+            continue
+        result.conflicts.append(key)
+        if on_conflict == "raise":
+            raise PushConflict(f"task {key!r} (id {task_id}) is on the server with different data")
+        if on_conflict == "update":
+            with api_errors(url):
+                client.tasks.update(str(task_id), data=payload["data"])
+            result.updated += 1
+        else:
+            log.warning("task %s (id %d) is on the server with different data; skipped", key, task_id)
+    for b in range(0, len(new), batch_size):
+        batch = new[b:b + batch_size]
+        with api_errors(url):
+            response = client.projects.import_tasks(project_id, request=batch, return_task_ids=True)
+        ids = list(response.task_ids or [])
+        if len(ids) != len(batch):
+            raise LabelStudioError(f"import of {len(batch)} tasks into project {project_id} returned "
+                                   f"{len(ids)} task ids")
+        result.task_ids.update({t["data"]["task_key"]: i for t, i in zip(batch, ids)})
+        result.created += len(batch)
+        result.batches += 1
+        log.info("project %d: imported batch %d (%d tasks), %d/%d new tasks", project_id, result.batches,
+                 len(batch), result.created, len(new))
+        if progress is not None:
+            progress(result.created, len(new))
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def push(client: Any, project: Any, ingest_dir: str | os.PathLike, media_root: str | os.PathLike,
+         items: Iterable[PushItem] | None = None, *, kind: str | None = None, batch_size: int = 500,
+         on_conflict: Literal["skip", "update", "raise"] = "skip",
+         progress: Callable[[int, int], None] | None = None,
+         url_for: Callable[[str], str] | None = None) -> PushResult:
+    """Materialize media, register the local storage and import the new tasks of ``items``.
+
+    Args:
+        client: a ``LabelStudio`` client.
+        project: the project (from :func:`annotation.projects.ensure_project`).
+        ingest_dir: the ingest output folder.
+        media_root: the server's ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``.
+        items: tasks to push; None pushes every clip of the ingest output with no query (only
+            for ask_model_anything and caption).
+        kind: the project kind; by default the one recorded in the project's description.
+        batch_size, on_conflict, progress: see :func:`import_new_tasks`.
+        url_for: media path relative to ``media_root`` -> URL, for media served from elsewhere
+            (cloud storage, see the module docstring); then no local storage is registered.
+
+    Returns:
+        A :class:`PushResult`.
+
+    Raises:
+        LabelStudioError: the project's kind is unknown, or a clip lacks the mp4 a video kind needs.
+        ValueError, FileNotFoundError: see :func:`materialize` and :func:`build_tasks`.
+        PushConflict, LabelStudioUnreachable, LabelStudioAuthError: see :func:`import_new_tasks`.
+    """
+    start = time.perf_counter()
+    kind = kind or project_kind(project)
+    if kind not in T.KINDS:
+        raise LabelStudioError(f"project {project.title!r} (id {project.id}) has unknown kind {kind!r}; pass "
+                               f"kind= one of {sorted(T.KINDS)} or create it with ensure_project")
+    items = None if items is None else list(items)
+    if items is None and kind in QUERY_KINDS:
+        raise ValueError(f"{kind} tasks need items with a query")
+    sources = materialize(ingest_dir, kind, None if items is None else [i.key for i in items], media_root,
+                          project.title)
+    if items is None:
+        items = [PushItem(key) for key in sorted(sources)]
+    payloads = build_tasks(kind, sources, items, url_for=url_for or local_files_url)
+    if url_for is None:
+        folder = media_folder(media_root, project.title)
+        folder.mkdir(parents=True, exist_ok=True)
+        ensure_local_storage(client, project.id, folder)
+    result = import_new_tasks(client, project.id, payloads, batch_size=batch_size, on_conflict=on_conflict,
+                              progress=progress)
+    result.seconds = time.perf_counter() - start
+    log.info("project %d: %d created, %d already there, %d conflicts, %.1f s", project.id, result.created,
+             result.existing, len(result.conflicts), result.seconds)
+    return result

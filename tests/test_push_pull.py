@@ -1,0 +1,313 @@
+"""Projects, push and pull against a real Label Studio server on loopback (one per module).
+
+A small ingest output (three procedural videos with constant-frame-rate mp4s and one image set)
+is pushed into a project of every kind, twice; media URLs are fetched back through the server;
+annotations are made through the API and pulled into versioned snapshots, which are then read
+with no network at all.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+import requests
+
+from annotation.projects import (
+    LabelStudioAuthError, LabelStudioError, LabelStudioUnreachable, connect, ensure_project, project_kind,
+)
+from annotation.pull import SnapshotError, diff_exports, iter_snapshots, load_snapshots, pull, snapshot_folder
+from annotation.push import PushConflict, PushItem, push
+from annotation.tasks import KINDS, label_config
+from shards.reader import iter_samples
+from shards.writer import write_shard
+
+ls = pytest.importorskip("tests.labelstudio")
+
+QUERY = "moving shapes"
+PRED = {"model_version": "draft-v0", "score": 0.5,
+        "result": [{"id": "p1", "from_name": "points", "to_name": "frames", "type": "keypointlabels",
+                    "item_index": 0, "original_width": 256, "original_height": 192,
+                    "value": {"x": 50.0, "y": 50.0, "width": 0.5, "keypointlabels": ["object"]}}]}
+
+
+@pytest.fixture(scope="module")
+def ingest_dir(tmp_path_factory) -> Path:
+    from pipelines.ingest import run
+    from pipelines.scenes import SceneSpec, generate_corpus, write_test_media
+
+    src, out = tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("ingest")
+    rows = [{"id": f"v{i}", "path": str(s.video)} for i, s in enumerate(generate_corpus(src, 3, seed=3))]
+    images = [write_test_media("png" if i % 2 else "jpeg", src / f"img{i}.{'png' if i % 2 else 'jpg'}",
+                               spec=SceneSpec(seed=50 + i)) for i in range(3)]
+    rows.append({"id": "set_a", "images": [str(p) for p in images]})
+    manifest = src / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run(["--manifest", str(manifest), "--out", str(out), "--cfr-mp4"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def records(ingest_dir):
+    """Clip and image-set samples of the ingest output: key -> sample (record + member bytes)."""
+    paths = sorted(str(p) for p in ingest_dir.glob("*/*.tar"))
+    return {s["__key__"]: s for s in iter_samples(paths, decode_json=True)}
+
+
+@pytest.fixture(scope="module")
+def server(labelstudio):
+    """The session's Label Studio server (tests/conftest.py)."""
+    from annotation.server import load_credentials
+
+    url, token = load_credentials(labelstudio.data_dir)
+    return {"info": labelstudio, "url": url, "token": token, "media_root": Path(labelstudio.media_root)}
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return connect(server["url"], server["token"])
+
+
+def clip_ids(records):
+    return sorted(k for k, s in records.items() if "timestamps" in s["json"])
+
+
+def items_for(kind, records):
+    if kind == "multi_image_point":
+        return [PushItem("set_a", query="red circles", label="circle")]
+    if kind in ("video_point", "video_track"):
+        preds = (PRED,) if kind == "video_point" else ()
+        return [PushItem(k, query=QUERY, predictions=preds) for k in clip_ids(records)]
+    return None  # every clip
+
+
+def get_media(server, url: str) -> bytes:
+    r = requests.get(server["url"] + url, headers={"Authorization": f"Token {server['token']}"}, timeout=30)
+    assert r.status_code == 200, (url, r.status_code)
+    return r.content
+
+
+def server_tasks(client, project_id):
+    return list(client.tasks.list(project=project_id, fields="all", page_size=100))
+
+
+# ------------------------------------------------------------------------------------------ projects
+def test_ensure_project_every_kind_is_idempotent(client, monkeypatch):
+    made = {kind: ensure_project(client, kind, f"proj {kind}") for kind in KINDS}
+    assert len({p.id for p in made.values()}) == len(KINDS)
+    updates = []
+    monkeypatch.setattr(client.projects, "update", lambda *a, **k: updates.append((a, k)))
+    for kind, project in made.items():
+        again = ensure_project(client, kind, f"proj {kind}")
+        assert again.id == project.id and project_kind(again) == kind
+        assert "<View>" in again.label_config and again.expert_instruction
+    assert updates == []  # nothing changed, nothing sent
+    monkeypatch.undo()
+    changed = ensure_project(client, "caption", "proj caption", description="Captions, batch 2")
+    assert changed.id == made["caption"].id and changed.description.startswith("Captions, batch 2")
+    with pytest.raises(ValueError, match="unknown project kind"):
+        ensure_project(client, "pointz", "proj x")
+    with pytest.raises(LabelStudioError, match="made for kind 'caption'"):
+        ensure_project(client, "video_point", "proj caption")
+
+
+def test_connect_errors_name_the_url_and_hide_the_token(server):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    with pytest.raises(LabelStudioUnreachable, match=f"127.0.0.1:{port}"):
+        connect(f"http://127.0.0.1:{port}", "whatever", timeout=5)
+    bad = "not-the-token-0123456789"
+    with pytest.raises(LabelStudioAuthError, match="rejected the API token") as err:
+        connect(server["url"], bad)
+    assert bad not in str(err.value) and server["url"] in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------ push
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_push_twice_creates_nothing_twice_and_media_resolve(kind, client, server, ingest_dir, records):
+    project = ensure_project(client, kind, f"push {kind}")
+    items = items_for(kind, records)
+    seen = []
+    first = push(client, project, ingest_dir, server["media_root"], items, batch_size=2,
+                 progress=lambda done, total: seen.append((done, total)))
+    n = 1 if kind == "multi_image_point" else len(clip_ids(records))
+    assert (first.created, first.existing, first.conflicts) == (n, 0, [])
+    assert first.batches == -(-n // 2) and seen[-1] == (n, n)
+    second = push(client, project, ingest_dir, server["media_root"], items)
+    assert (second.created, second.existing, second.batches) == (0, n, 0)
+    assert second.task_ids == first.task_ids
+    tasks = server_tasks(client, project.id)
+    assert len(tasks) == n
+    assert len(client.import_storage.local.list(project=project.id)) == 1
+    for task in tasks:
+        d = task.data
+        assert first.task_ids[d["task_key"]] == task.id and d["kind"] == kind
+        if kind == "multi_image_point":
+            sample = records[d["set_id"]]
+            assert d["image_ids"] == [i["image_id"] for i in sample["json"]["images"]]
+            exts = sorted(k for k in sample if k[0].isdigit())
+            assert [get_media(server, u) for u in d["images"]] == [sample[e] for e in exts]
+            continue
+        clip = records[d["clip_id"]]["json"]
+        if kind == "video_point":
+            assert d["timestamps"] == clip["timestamps"] and d["frame_indices"] == clip["frame_indices"]
+            assert [get_media(server, u) for u in d["frames"]] == [
+                records[d["clip_id"]][f"{i:03d}.jpg"] for i in range(len(clip["timestamps"]))]
+            assert [(p.model_version, p.result) for p in task.predictions] == [("draft-v0", PRED["result"])]
+        else:
+            assert d["fps"] == clip["mp4_fps"]
+            assert get_media(server, d["video"]) == (ingest_dir / clip["mp4"]).read_bytes()
+            assert not task.predictions
+        if kind == "video_track":
+            assert d["frame_indices"] == clip["mp4_frame_indices"]
+            assert d["frame_times"] == [i / clip["mp4_fps"] for i in range(len(clip["mp4_frame_indices"]))]
+
+
+def test_push_conflicts_skip_update_raise(client, server, ingest_dir, records):
+    project = ensure_project(client, "video_point", "conflicts")
+    key = clip_ids(records)[0]
+    push(client, project, ingest_dir, server["media_root"], [PushItem(key, query=QUERY, label="shape")])
+    other = [PushItem(key, query="other words", label="shape")]  # same task key, different data
+    skipped = push(client, project, ingest_dir, server["media_root"], other)
+    assert (skipped.created, skipped.conflicts, skipped.updated) == (0, [f"video_point:{key}:shape"], 0)
+    assert server_tasks(client, project.id)[0].data["query"] == QUERY
+    with pytest.raises(PushConflict, match="different data"):
+        push(client, project, ingest_dir, server["media_root"], other, on_conflict="raise")
+    updated = push(client, project, ingest_dir, server["media_root"], other, on_conflict="update")
+    assert updated.updated == 1 and [t.data["query"] for t in server_tasks(client, project.id)] == ["other words"]
+
+
+def test_push_with_cloud_urls_registers_no_local_storage(client, server, ingest_dir, records):
+    project = ensure_project(client, "caption", "cloud caption")
+    res = push(client, project, ingest_dir, server["media_root"], url_for=lambda rel: f"s3://bucket/media/{rel}")
+    assert res.created == len(clip_ids(records))
+    assert client.import_storage.local.list(project=project.id) == []
+    videos = sorted(t.data["video"] for t in server_tasks(client, project.id))
+    assert videos == [f"s3://bucket/media/cloud_caption/video/{k}.mp4" for k in clip_ids(records)]
+
+
+def test_push_errors_are_clear(client, server, ingest_dir, records, tmp_path):
+    plain = client.projects.create(title="made by hand", label_config=label_config("caption"))
+    with pytest.raises(LabelStudioError, match="unknown kind"):
+        push(client, plain, ingest_dir, server["media_root"])
+    caption = ensure_project(client, "caption", "push caption")
+    with pytest.raises(FileNotFoundError, match="no-such-clip"):
+        push(client, caption, ingest_dir, server["media_root"], [PushItem("no-such-clip")])
+    with pytest.raises(ValueError, match="need a query"):
+        push(client, ensure_project(client, "video_track", "push video_track"), ingest_dir, server["media_root"],
+             [PushItem(clip_ids(records)[0])])
+    # an ingest output without --cfr-mp4: the clips have no mp4
+    (tmp_path / "clips").mkdir()
+    samples = []
+    for key in clip_ids(records):
+        sample = {k: v for k, v in records[key].items() if not k.startswith("__")}
+        sample["json"] = {k: v for k, v in sample["json"].items() if not k.startswith("mp4")}
+        samples.append({"__key__": key, **sample})
+    write_shard(tmp_path / "clips" / "clips-000000.tar", samples, fsync=False)
+    with pytest.raises(LabelStudioError, match="no constant-frame-rate mp4.*--cfr-mp4"):
+        push(client, caption, tmp_path, server["media_root"])
+
+
+# ------------------------------------------------------------------------------------------ pull
+def keypoint(x: float) -> list[dict]:
+    return [{"id": "k1", "from_name": "points", "to_name": "frames", "type": "keypointlabels", "item_index": 2,
+             "original_width": 256, "original_height": 192, "image_rotation": 0,
+             "value": {"x": x, "y": 20.0, "width": 0.5, "keypointlabels": ["object"]}}]
+
+
+def test_pull_versions_diffs_and_offline_reads(client, server, ingest_dir, records, tmp_path, monkeypatch):
+    project = ensure_project(client, "video_point", "pull video_point")
+    res = push(client, project, ingest_dir, server["media_root"], items_for("video_point", records))
+    snaps = tmp_path / "snapshots"
+    first = pull(client, project, snaps)
+    assert first.changed and first.version == 1 and first.tasks == len(res.task_ids) and first.annotations == 0
+    task_id = sorted(res.task_ids.values())[0]
+    ann = client.annotations.create(task_id, result=keypoint(10.0))
+
+    second = pull(client, project, snaps)
+    assert second.changed and second.version == 2 and [a.annotation_id for a in second.changes.new] == [ann.id]
+    saved = json.loads(second.path.read_text())
+    task = next(t for t in saved if t["id"] == task_id)
+    assert task["annotations"][0]["result"] == keypoint(10.0)
+    assert task["data"]["clip_id"] in records and task["predictions"][0]["model_version"] == "draft-v0"
+
+    third = pull(client, project, snaps)  # nothing changed: no new file, recorded in the index
+    assert not third.changed and third.version == 2 and third.path is None
+    folder = snapshot_folder(snaps, project)
+    index = json.loads((folder / "index.json").read_text())
+    assert index["last_pull"]["changed"] is False and len(index["snapshots"]) == 2
+
+    client.annotations.update(ann.id, result=keypoint(30.0))
+    fourth = pull(client, project, snaps)
+    assert [a.annotation_id for a in fourth.changes.updated] == [ann.id] and not fourth.changes.new
+    client.annotations.delete(ann.id)
+    fifth = pull(client, project, snaps)
+    assert [(a.task_id, a.annotation_id) for a in fifth.changes.deleted] == [(task_id, ann.id)]
+    assert fifth.version == 4 and fifth.annotations == 0
+
+    index = json.loads((folder / "index.json").read_text())
+    files = sorted(p.name for p in folder.iterdir())  # no temporary file left behind
+    assert files == [e["file"] for e in index["snapshots"]] + ["index.json"]
+    assert [f[:7] for f in files[:-1]] == ["000001-", "000002-", "000003-", "000004-"]
+    assert [e["changes"]["deleted"] for e in index["snapshots"]] == [0, 0, 0, 1]
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("snapshots must load with no network")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    versions = list(iter_snapshots(snaps, "pull video_point"))
+    assert [s.version for s in versions] == [1, 2, 3, 4]
+    assert [s.annotations for s in versions] == [0, 1, 1, 0]
+    latest = load_snapshots(snaps, "pull video_point")
+    assert sum(len(t["annotations"]) for t in latest) == 0
+    v3 = load_snapshots(snaps, "pull video_point", version=3)
+    assert next(t for t in v3 if t["id"] == task_id)["annotations"][0]["result"] == keypoint(30.0)
+
+
+def test_pull_exports_tracks_with_interpolated_frames(client, server, ingest_dir, records, tmp_path):
+    project = ensure_project(client, "video_track", "pull video_track")
+    res = push(client, project, ingest_dir, server["media_root"], items_for("video_track", records))
+    task_id = sorted(res.task_ids.values())[0]
+    seq = [{"frame": 1, "enabled": True, "rotation": 0, "x": 10, "y": 10, "width": 20, "height": 20, "time": 0.1},
+           {"frame": 5, "enabled": False, "rotation": 0, "x": 30, "y": 10, "width": 20, "height": 20, "time": 0.5}]
+    client.annotations.create(task_id, result=[{
+        "id": "track1", "from_name": "box", "to_name": "video", "type": "videorectangle", "origin": "manual",
+        "value": {"framesCount": 30, "duration": 3.0, "labels": ["object"], "sequence": seq}}])
+    result = pull(client, project, tmp_path)
+    task = next(t for t in load_snapshots(tmp_path, project) if t["id"] == task_id)
+    frames = task["annotations"][0]["result"][0]["value"]["sequence"]
+    assert [f["frame"] for f in frames] == [1, 2, 3, 4, 5] and result.annotations == 1
+    assert [f.get("auto", False) for f in frames] == [False, True, True, True, False]
+    assert [f["x"] for f in frames] == [10, 15, 20, 25, 30]
+
+
+# ------------------------------------------------------------------------------------------ offline
+def test_diff_and_snapshot_integrity_without_a_server(tmp_path):
+    def ann(i, at):
+        return {"id": i, "updated_at": at}
+
+    old = [{"id": 1, "updated_at": "a", "annotations": [ann(10, "t0"), ann(11, "t0")]},
+           {"id": 2, "updated_at": "a", "annotations": []}]
+    new = [{"id": 1, "updated_at": "b", "annotations": [ann(10, "t1"), ann(12, "t0")]},
+           {"id": 3, "updated_at": "a", "annotations": [], "predictions": [{"id": 5, "updated_at": "p"}]}]
+    d = diff_exports(old, new)
+    assert [a.annotation_id for a in d.new] == [12] and [a.annotation_id for a in d.updated] == [10]
+    assert [a.annotation_id for a in d.deleted] == [11]
+    assert (d.tasks_new, d.tasks_updated, d.tasks_deleted, d.predictions_changed) == ([3], [1], [2], 1)
+    assert not diff_exports(new, json.loads(json.dumps(new)))
+    with pytest.raises(SnapshotError, match="run a pull first"):
+        load_snapshots(tmp_path, "nothing here")
+
+
+def test_tampered_snapshot_is_refused(client, server, ingest_dir, records, tmp_path):
+    project = ensure_project(client, "caption", "push caption")
+    push(client, project, ingest_dir, server["media_root"])
+    result = pull(client, project, tmp_path)
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / result.path.parent.name, copy / result.path.parent.name)
+    (copy / result.path.parent.name / result.path.name).write_text("[]")
+    with pytest.raises(SnapshotError, match="sha256"):
+        load_snapshots(copy, project)
