@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_server_arguments(ps)
     ps.set_defaults(handler=_lazy("annotation.server:main_server"))
+    from molmo2_data.annotate import add_arguments as add_annotate_arguments
+
+    add_annotate_arguments(annotate)
+    for name in ("push", "pull", "normalize"):
+        annotate.choices[name].set_defaults(handler=_lazy("molmo2_data.annotate:main"))
 
     p = sub.add_parser("build", help="merge assets, annotations and synthetic data into versioned shards")
     p.set_defaults(handler=_not_built("build"))
