@@ -269,6 +269,13 @@ def pull(client: Any, project: Any, snapshots_dir: str | os.PathLike, *, timeout
         LabelStudioUnreachable, LabelStudioAuthError: see :func:`annotation.projects.api_errors`.
     """
     start, url = time.perf_counter(), base_url(client)
+    _check_folder(snapshots_dir, project, url)
+    with api_errors(url):
+        raw, export_id = _export(client, project.id, timeout, poll_interval)
+    return save_snapshot(snapshots_dir, project, raw, url=url, export_id=export_id, started=start)
+
+
+def _check_folder(snapshots_dir: str | os.PathLike, project: Any, url: str) -> dict[str, Any]:
     folder = snapshot_folder(snapshots_dir, project)
     folder.mkdir(parents=True, exist_ok=True)
     index = _read_index(folder) or {"format": FORMAT, "project": {"id": project.id, "title": project.title,
@@ -276,9 +283,34 @@ def pull(client: Any, project: Any, snapshots_dir: str | os.PathLike, *, timeout
     if index["project"]["id"] != project.id:
         raise SnapshotError(f"{folder} holds snapshots of project id {index['project']['id']}, not {project.id} "
                             f"(same title {project.title!r}); use another snapshots folder or title")
-    with api_errors(url):
-        raw, export_id = _export(client, project.id, timeout, poll_interval)
+    return index
+
+
+def save_snapshot(snapshots_dir: str | os.PathLike, project: Any, raw: bytes, *, url: str = "",
+                  export_id: int | None = None, started: float | None = None) -> PullResult:
+    """Save raw export bytes as the project's next snapshot version, if they differ from the last.
+
+    ``pull`` calls this with what the server exported; an export made elsewhere (e.g. the demo's
+    offline simulated annotators) is saved the same way, so every later stage reads one format.
+
+    Args:
+        snapshots_dir: root of the snapshot folders.
+        project: anything with ``.id`` and ``.title``.
+        raw: the export's bytes (a JSON list of tasks).
+        url: the server it came from, for the index ("" when none).
+        export_id: the server's export id, if any.
+        started: ``time.perf_counter()`` at the start of the pull, for ``PullResult.seconds``.
+
+    Raises:
+        SnapshotError: the folder holds snapshots of another project id with the same title.
+        ValueError: ``raw`` is not a JSON list.
+    """
+    start = time.perf_counter() if started is None else started
+    folder = snapshot_folder(snapshots_dir, project)
+    index = _check_folder(snapshots_dir, project, url)
     tasks = json.loads(raw)
+    if not isinstance(tasks, list):
+        raise ValueError(f"an export is a JSON list of tasks, got {type(tasks).__name__}")
     snaps = list(iter_snapshots(snapshots_dir, project))
     previous = snaps[-1].load() if snaps else []
     changes = diff_exports(previous, tasks)
@@ -298,6 +330,6 @@ def pull(client: Any, project: Any, snapshots_dir: str | os.PathLike, *, timeout
     index["last_pull"] = {"at": now.isoformat(), "version": version, "changed": changed}
     _write_atomic(folder / INDEX, json.dumps(index, indent=1, sort_keys=True).encode("utf-8"))
     result = PullResult(changed, version, path, changes, len(tasks), n_ann, time.perf_counter() - start)
-    log.info("project %d: %s (version %d; %d tasks, %d annotations; %s)", project.id,
+    log.info("project %s: %s (version %d; %d tasks, %d annotations; %s)", project.id,
              "new snapshot" if changed else "unchanged", version, len(tasks), n_ann, changes.counts())
     return result
