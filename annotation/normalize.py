@@ -88,7 +88,7 @@ class NormalizedExport:
         records: validated record dicts by dataset name (``"VideoPoint"``, ...), in task order.
         failures: validated ``failure`` record dicts.
         agreements: one ``Agreement`` per task with two or more usable annotations.
-        review: tasks held back (disagreement, or a note such as an unsure MultiImagePoint).
+        review: tasks held back (annotators disagree).
         unannotated: ids of tasks with no annotations yet.
     """
 
