@@ -34,7 +34,7 @@ labelstudio: $(LS_STAMP)
 test: venv $(LS_STAMP)
 	$(VENV)/bin/python -m pytest --durations=25 $(PYTEST_ARGS)
 
-demo: venv
+demo: venv $(LS_STAMP)
 	$(VENV)/bin/molmo2-data demo --out $(DEMO_OUT)
 
 bench: venv

@@ -226,7 +226,7 @@ def build_record(task: TaskInfo, annotation: dict, key: str, where: str) -> tupl
         where: message prefix, e.g. ``task 3 annotation 7``.
 
     Returns:
-        ``(record dict, review notes)``; a note (e.g. an unsure MultiImagePoint) sends the
+        ``(record dict, review notes)``; a note sends the
         record to review instead of the dataset.
 
     Raises:

@@ -97,8 +97,8 @@ def _push(args) -> int:
     result = push(client, project, args.ingest, media_root, items, kind=args.kind, batch_size=args.batch_size,
                   on_conflict=args.on_conflict,
                   progress=lambda done, total: print(f"  pushed {done}/{total}", file=sys.stderr))
-    print(f"push {args.project!r}: {len(result.created)} created, {len(result.existing)} already there, "
-          f"{len(result.updated)} updated, {len(result.conflicts)} conflicts in {result.seconds:.1f} s")
+    print(f"push {args.project!r}: {result.created} created, {result.existing} already there, "
+          f"{result.updated} updated, {len(result.conflicts)} conflicts in {result.seconds:.1f} s")
     return 0
 
 

@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-out", help="output folder (default: %(default)s)")
     p.add_argument("--videos", type=int, default=6, help="procedural videos to make (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the procedural corpus (default: %(default)s)")
+    p.add_argument("--no-labelstudio", action="store_true",
+                   help="skip the Label Studio server: use saved snapshots, or an offline simulated export")
     p.set_defaults(handler=_lazy("molmo2_data.demo:main"))
 
     p = sub.add_parser(

@@ -4,9 +4,13 @@
    plus a few bad and duplicate inputs, and a manifest of all of them.
 2. Run the ingest pipeline (Beam, FnApiRunner) on the manifest: fetch, probe, filter, dedupe,
    sample the Molmo 2 way, decode, write checksummed shards and tables.
-3. Render each clip's ground truth as Molmo 2 point / count / track text at its sample times
+3. Annotation: Label Studio (started headless on loopback) gets VideoPoint and VideoTrack
+   projects; simulated annotators label every task from the ground truth; snapshots are pulled
+   and normalized into records, which are checked against the ground truth. With
+   ``--no-labelstudio`` the saved snapshots (or an offline simulated export) are used instead.
+4. Render each clip's ground truth as Molmo 2 point / count / track text at its sample times
    (what the VideoPoint and VideoTrack datasets will hold), and check it parses back.
-4. Print where every output is.
+5. Print where every output is.
 """
 from __future__ import annotations
 
@@ -79,22 +83,29 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    print(f"[1/3] procedural corpus: {args.videos} videos (seed {args.seed}) + bad and duplicate inputs")
+    print(f"[1/4] procedural corpus: {args.videos} videos (seed {args.seed}) + bad and duplicate inputs")
     manifest, truths = _manifest(out, args.videos, args.seed)
-    print(f"[2/3] ingest (Apache Beam, FnApiRunner): {manifest}")
-    summary = run(["--manifest", str(manifest), "--out", str(out / "ingest")])
+    print(f"[2/4] ingest (Apache Beam, FnApiRunner): {manifest}")
+    summary = run(["--manifest", str(manifest), "--out", str(out / "ingest"), "--cfr-mp4"])
     print_summary(summary, str(out / "ingest"))
     rows = sum(1 for _ in manifest.open())
     if summary["rows"] != rows or sum(summary["outcomes"].values()) != rows:
         print(f"demo: outcomes {summary['outcomes']} do not add up to {rows} manifest rows", file=sys.stderr)
         return 1
-    print("[3/3] Molmo 2 grounding text from the ground truth at each clip's sample times")
+    from molmo2_data.demo_annotate import run_annotation
+
+    where = "offline (--no-labelstudio)" if args.no_labelstudio else "Label Studio on loopback"
+    print(f"[3/4] annotation: {where}, simulated annotators, snapshots, normalize")
+    counts = run_annotation(out, out / "ingest", truths, use_labelstudio=not args.no_labelstudio)
+    print(f"  normalized records {counts}; counts match the ground truth")
+    print("[4/4] Molmo 2 grounding text from the ground truth at each clip's sample times")
     examples = _grounding_examples(out, truths)
     for e in examples[:3]:
         print(f"  {e['task']:<12} {e['text'][:110]}{'...' if len(e['text']) > 110 else ''}")
     print(f"demo outputs in {out}:")
     for rel in ("manifest.jsonl", "ingest/clips/", "ingest/clips.parquet", "ingest/videos.parquet",
-                "ingest/failures.parquet", "ingest/summary.json", "grounding_examples.jsonl"):
+                "ingest/failures.parquet", "ingest/summary.json", "snapshots/", "annotations/",
+                "grounding_examples.jsonl"):
         print(f"  {out / rel}")
     print(f"inspect a shard: molmo2-data inspect {out / 'ingest' / 'clips' / 'clips-000000.tar'}")
     return 0

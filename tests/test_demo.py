@@ -1,0 +1,53 @@
+"""`make demo`'s job, run once per test session (offline annotation path: no second server)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    proc = subprocess.run([sys.executable, "-m", "molmo2_data", "demo", "--out", str(out), "--no-labelstudio"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, proc.stdout
+
+
+def test_demo_runs_the_chain_and_says_where_outputs_are(demo):
+    out, stdout = demo
+    for rel in ("manifest.jsonl", "ingest/clips.parquet", "ingest/failures.parquet", "ingest/summary.json",
+                "annotations/VideoPoint.parquet", "annotations/VideoTrack.parquet", "grounding_examples.jsonl"):
+        assert (out / rel).exists(), rel
+        folder = rel if "/" not in rel else rel.split("/")[0] + "/" if rel.startswith("annotations") else rel
+        assert str(out / folder).rstrip("/") in stdout, f"the demo does not say where {rel} is"
+    summary = json.loads((out / "ingest" / "summary.json").read_text())
+    rows = len((out / "manifest.jsonl").read_text().splitlines())
+    assert summary["rows"] == rows == sum(summary["outcomes"].values())
+    assert summary["outcomes"] == {"succeeded": 6, "failed": 4, "duplicate": 1}
+
+
+def test_demo_annotations_cover_every_clip(demo):
+    out, _ = demo
+    clips = {c["key"] for c in pq.read_table(out / "ingest" / "clips.parquet").to_pylist()}
+    tracks = pq.read_table(out / "annotations" / "VideoTrack.parquet").to_pylist()
+    assert {t["clip_id"] for t in tracks} == clips
+    points = pq.read_table(out / "annotations" / "VideoPoint.parquet").to_pylist()
+    assert {p["clip_id"] for p in points} == clips and all(p["count"] >= 1 for p in points)
+
+
+def test_demo_grounding_text_parses_back(demo):
+    from schemas.pointing import parse_points, parse_tracks
+
+    out, _ = demo
+    examples = [json.loads(line) for line in (out / "grounding_examples.jsonl").read_text().splitlines()]
+    assert {e["task"] for e in examples} == {"video_point", "video_track", "caption"}
+    for e in examples:
+        if e["task"] == "video_point":
+            assert parse_points(e["text"])
+        elif e["task"] == "video_track":
+            assert parse_tracks(e["text"]) or e["text"] == "No tracks available."
