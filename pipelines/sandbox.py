@@ -139,6 +139,11 @@ class Sandbox:
 
 def _serve() -> None:
     """Child loop: read jobs from stdin, answer on the original stdout."""
+    import signal
+
+    # Ctrl-C reaches the whole process group; the parent decides what an interrupt means, so a
+    # job is never recorded as "crashed" because the child died of the user's SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # library prints must not corrupt the protocol stream
     inp = sys.stdin.buffer
