@@ -23,7 +23,7 @@ from apache_beam.metrics import Metrics
 
 from pipelines.config import IngestConfig
 from pipelines.errors import InputError
-from pipelines.ingest_steps import FAILED, _row_json, failure_record, split_for
+from pipelines.ingest_steps import FAILED, FetchingDoFn, _row_json, failure_record, split_for
 from schemas.records import validate
 
 
@@ -72,29 +72,16 @@ def inspect_image_file(path: str, name: str, max_side: int):
     return inspect_image(Path(path).read_bytes(), name, max_side)
 
 
-class ProcessImageSetFn(beam.DoFn):
+class ProcessImageSetFn(FetchingDoFn):
     """SetJob -> (set_id, ImageSet record, members, rows) | ``failed`` for every member row."""
+
+    sandbox_stage = "image"
 
     def __init__(self, config: IngestConfig, work_dir: str):
         self.config = config
         self.work_dir = work_dir
         self.ok = Metrics.counter("ingest", "image_sets")
         self.failed = Metrics.counter("ingest", "image_sets_failed")
-        self.fetcher = None
-        self.sandbox = None
-
-    def setup(self):
-        from pipelines.fetch import Fetcher
-        from pipelines.sandbox import Sandbox
-
-        self.fetcher = Fetcher(self.config.fetch, os.path.join(self.work_dir, "raw"))
-        self.sandbox = Sandbox(timeout_s=self.config.frames.decode_timeout_s, stage="image")
-
-    def teardown(self):
-        if self.sandbox is not None:
-            self.sandbox.close()
-        if self.fetcher is not None:
-            self.fetcher.close()
 
     def process(self, job: SetJob):
         try:

@@ -83,7 +83,32 @@ class ReadManifestFn(beam.DoFn):
                 yield item
 
 
-class ProcessVideoFn(beam.DoFn):
+class FetchingDoFn(beam.DoFn):
+    """Base of the steps that fetch inputs and inspect them in a sandbox child process.
+
+    Subclasses set ``config`` and ``work_dir`` and name their failure stage in ``sandbox_stage``;
+    the fetcher and the sandbox are made in ``setup`` (per worker) and closed in ``teardown``.
+    """
+
+    sandbox_stage = "decode"
+    fetcher = None
+    sandbox = None
+
+    def setup(self):
+        from pipelines.fetch import Fetcher
+        from pipelines.sandbox import Sandbox
+
+        self.fetcher = Fetcher(self.config.fetch, os.path.join(self.work_dir, "raw"))
+        self.sandbox = Sandbox(timeout_s=self.config.frames.decode_timeout_s, stage=self.sandbox_stage)
+
+    def teardown(self):
+        if self.sandbox is not None:
+            self.sandbox.close()
+        if self.fetcher is not None:
+            self.fetcher.close()
+
+
+class ProcessVideoFn(FetchingDoFn):
     """ManifestRow -> VideoItem: fetch, then probe/filter/decode in a sandboxed child process.
 
     A failed input is remembered in ``{work}/failed/`` so that a rerun does not retry it unless
@@ -96,21 +121,6 @@ class ProcessVideoFn(beam.DoFn):
         self.retry_failed = retry_failed
         self.ok = Metrics.counter("ingest", "videos_processed")
         self.failed = Metrics.counter("ingest", "videos_failed")
-        self.fetcher = None
-        self.sandbox = None
-
-    def setup(self):
-        from pipelines.fetch import Fetcher
-        from pipelines.sandbox import Sandbox
-
-        self.fetcher = Fetcher(self.config.fetch, os.path.join(self.work_dir, "raw"))
-        self.sandbox = Sandbox(timeout_s=self.config.frames.decode_timeout_s, stage="decode")
-
-    def teardown(self):
-        if self.sandbox is not None:
-            self.sandbox.close()
-        if self.fetcher is not None and hasattr(self.fetcher, "close"):
-            self.fetcher.close()
 
     def _marker(self, row) -> Path:
         digest = hashlib.sha256(_row_json(row).encode()).hexdigest()[:32]
