@@ -31,23 +31,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence, Union
+from typing import Iterable, Sequence
 
 import apache_beam as beam
-import imagehash
 import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import AsSingleton, TaggedOutput
-from PIL import Image
 
 from pipelines.config import DedupeConfig
+from pipelines.phash import HASH_BITS, frame_phash, hamming  # noqa: F401 (re-exported)
 
 __all__ = [
     "HASH_BITS", "DedupeCandidate", "Duplicate", "DedupeVideos", "frame_phash", "hamming",
     "video_distance", "hash_times", "band_widths", "band_keys", "verified_edges",
 ]
 
-HASH_BITS = 64
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _NS = "dedupe"  # metrics namespace
 
@@ -91,25 +89,6 @@ class Duplicate:
     """``video_distance`` to the kept input (0.0 for exact duplicates)."""
     via: str | None = None
     """For an exact copy of a video that was then found a near duplicate: that video's id."""
-
-
-def frame_phash(image: Union[Image.Image, np.ndarray]) -> int:
-    """64-bit perceptual hash (``imagehash.phash``, DCT of a 32x32 gray image) of one frame.
-
-    Args:
-        image: a PIL image, or an HxW / HxWx3 (RGB) / HxWx4 uint8 array.
-
-    Returns:
-        The hash as an int in [0, 2**64), bits in ``imagehash``'s row-major order.
-    """
-    if isinstance(image, np.ndarray):
-        image = Image.fromarray(image)
-    return int(str(imagehash.phash(image)), 16)
-
-
-def hamming(a: int, b: int) -> int:
-    """Number of differing bits of two hashes."""
-    return (a ^ b).bit_count()
 
 
 def video_distance(hashes_a: Sequence[int], hashes_b: Sequence[int]) -> float:

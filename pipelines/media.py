@@ -147,7 +147,7 @@ def _write_cfr_mp4(raw_path: str, start: float, end: float, config: IngestConfig
 def _decode_into(raw_path: str, clip_id: str, start: float, end: float, want_hash: list[int],
                  config: IngestConfig, frame_store: str) -> dict:
     """Decode one clip into its frame-store folder (atomically); return its meta."""
-    from pipelines.dedupe import frame_phash
+    from pipelines.phash import frame_phash
     from pipelines.frames import decode_clip, encode_jpeg
 
     final = clip_dir(frame_store, clip_id)
