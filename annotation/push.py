@@ -287,6 +287,25 @@ def _canonical(data: dict[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
+def _import_batch(client: Any, project_id: int, batch: list[dict[str, Any]]) -> list[int]:
+    """POST one import batch, serialized once with ``json.dumps``; returns the new task ids.
+
+    ``client.projects.import_tasks`` re-encodes every task through the SDK's ``jsonable_encoder``,
+    which costs about 10x ``json.dumps`` (measured: 1.06 s against 0.09 s for 5,000 tasks). The
+    request goes through the SDK's own HTTP client, so auth, base URL and timeouts are the same;
+    a non-2xx answer raises the SDK's ``ApiError`` so ``api_errors`` translates it as usual.
+    """
+    from label_studio_sdk.core.api_error import ApiError
+
+    http = client._client_wrapper.httpx_client
+    response = http.request(f"api/projects/{project_id}/import", method="POST",
+                            params={"return_task_ids": True}, content=json.dumps(batch).encode("utf-8"),
+                            headers={"content-type": "application/json"})
+    if not 200 <= response.status_code < 300:
+        raise ApiError(status_code=response.status_code, headers=dict(response.headers), body=response.text)
+    return list(response.json().get("task_ids") or [])
+
+
 def import_new_tasks(client: Any, project_id: int, payloads: list[dict[str, Any]], *, batch_size: int = 500,
                      on_conflict: Literal["skip", "update", "raise"] = "skip",
                      progress: Callable[[int, int], None] | None = None) -> PushResult:
@@ -334,8 +353,7 @@ def import_new_tasks(client: Any, project_id: int, payloads: list[dict[str, Any]
     for b in range(0, len(new), batch_size):
         batch = new[b:b + batch_size]
         with api_errors(url):
-            response = client.projects.import_tasks(project_id, request=batch, return_task_ids=True)
-        ids = list(response.task_ids or [])
+            ids = _import_batch(client, project_id, batch)
         if len(ids) != len(batch):
             raise LabelStudioError(f"import of {len(batch)} tasks into project {project_id} returned "
                                    f"{len(ids)} task ids")
