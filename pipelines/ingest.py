@@ -8,7 +8,8 @@ code elsewhere (worker code lives in this package; stage it with ``--setup_file 
 
 Outputs under ``--out``::
 
-    clips/clips-NNNNNN.tar (+ .done.json)   WebDataset shards: {clip_id}.json + {clip_id}.NNN.jpg
+    clips/clips-NNNNNN.tar (+ .parquet, .done.json)   WebDataset shards: {clip_id}.json +
+                       {clip_id}.NNN.jpg; the shard's records as a table; its commit marker
     imagesets/imagesets-NNNNNN.tar        image sets: {set_id}.json + {set_id}.{i}.jpg|png
     clips.parquet      one row per clip (schemas Clip)
     imagesets.parquet  one row per image set (schemas ImageSet)
@@ -42,7 +43,7 @@ from pipelines.config import IngestConfig
 from pipelines.dedupe import DedupeVideos
 from pipelines.errors import InputError
 from pipelines.ingest_steps import (
-    FAILED, ProcessVideoFn, ReadManifestFn, WriteShardFn, clip_records, failure_record, video_record,
+    FAILED, RECORD_TYPES, ProcessVideoFn, ReadManifestFn, WriteShardFn, clip_records, failure_record, video_record,
 )
 
 __all__ = ["IngestVideos", "run", "main", "build_parser"]
@@ -116,22 +117,12 @@ class _ClipsFn(beam.DoFn):
             yield ref
 
 
-def _key_of(ref):
-    return ref[0]
+def _assign_shard(ref, n_refs, per_shard):
+    """Shard index from a hash of the key: ceil(n / per_shard) shards, no global key list."""
+    import hashlib
 
-
-def _sorted_keys(keys):
-    return sorted(keys)
-
-
-def _assign_shard(ref, ordered_keys, per_shard):
-    import bisect
-
-    return bisect.bisect_left(ordered_keys, ref[0]) // per_shard, ref
-
-
-def _record_of(ref):
-    return ref[1]
+    n_shards = max(1, math.ceil(n_refs / per_shard))
+    return int(hashlib.sha256(ref[0].encode("utf-8")).hexdigest()[:16], 16) % n_shards, ref
 
 
 def _by_kind(row, n_partitions):
@@ -148,17 +139,21 @@ def _set_rows(element):
 
 
 class _WriteShards(beam.PTransform):
-    """refs -> shard status dicts: shards of ``per_shard`` samples in sorted key order."""
+    """refs -> shard status dicts.
+
+    A sample goes to shard ``hash(key) % ceil(n / per_shard)``: only the count travels as a side
+    input, so nothing here grows with the number of samples; shard sizes vary around
+    ``per_shard`` and an index that gets no sample writes no shard.
+    """
 
     def __init__(self, out_dir: str, prefix: str, per_shard: int):
         super().__init__()
         self.out_dir, self.prefix, self.per_shard = out_dir, prefix, per_shard
 
     def expand(self, refs):
-        ordered = (refs | "Keys" >> beam.Map(_key_of)
-                   | "AllKeys" >> beam.combiners.ToList() | "SortKeys" >> beam.Map(_sorted_keys))
+        count = refs | "Count" >> beam.combiners.Count.Globally()
         return (refs
-                | "AssignShard" >> beam.Map(_assign_shard, AsSingleton(ordered), self.per_shard)
+                | "AssignShard" >> beam.Map(_assign_shard, AsSingleton(count), self.per_shard)
                 | "GroupByShard" >> beam.GroupByKey()
                 | "Write" >> beam.ParDo(WriteShardFn(self.out_dir, self.prefix)))
 
@@ -233,10 +228,9 @@ class IngestVideos(beam.PTransform):
                 | "Start" >> beam.Create([None])
                 | "Finalize" >> beam.Map(
                     _Finalize(self.out_dir),
-                    _to_list(clips.clips | "Records" >> beam.Map(_record_of), "ClipList"),
                     _to_list(clips.videos, "VideoList"),
-                    _to_list(set_refs | "SetRecords" >> beam.Map(_record_of), "SetList"),
-                    _to_list(sets.sets | "SetRowCounts" >> beam.Map(_set_rows), "SetRowList"),
+                    AsSingleton(sets.sets | "SetRowCounts" >> beam.Map(_set_rows)
+                                | "SetRows" >> beam.CombineGlobally(sum)),
                     _to_list(failures, "FailureList"),
                     _to_list(shard_infos, "ShardList")))
 
@@ -247,28 +241,30 @@ class _Finalize:
     def __init__(self, out_dir: str):
         self.out_dir = out_dir
 
-    def __call__(self, _, clips, videos, image_sets, set_rows, failures, shards):
+    def __call__(self, _, videos, set_rows, failures, shards):
         from schemas.arrow import to_table
 
         out = Path(self.out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        tables = {"clips": ("clip", clips), "videos": ("video", videos), "failures": ("failure", failures),
-                  "imagesets": ("image_set", image_sets)}
-        for name, (record_type, rows) in tables.items():
+        for name, (record_type, rows) in {"videos": ("video", videos), "failures": ("failure", failures)}.items():
             _write_parquet(out / f"{name}.parquet", to_table(record_type, sorted(rows, key=lambda r: r["key"])))
         shards = sorted(shards, key=lambda s: s["shard"])
+        for prefix, record_type in RECORD_TYPES.items():
+            parts = [out / s["table"] for s in shards if s["shard"].startswith(prefix + "/")]
+            _concat_parquet(out / f"{prefix}.parquet", record_type, parts)
         keep = {s["shard"] for s in shards}
-        for prefix in ("clips", "imagesets"):
+        for prefix in RECORD_TYPES:
             folder = out / prefix
             for stale in folder.glob(f"{prefix}-*.tar") if folder.is_dir() else []:
                 if f"{prefix}/{stale.name}" not in keep:
                     stale.unlink()
+                    stale.with_suffix(".parquet").unlink(missing_ok=True)
                     stale.with_name(stale.name + ".done.json").unlink(missing_ok=True)
         for folder in (out, out / "clips", out / "imagesets", out / "media"):  # an interrupted run's temp files
             for tmp in folder.glob(".*.tmp-*") if folder.is_dir() else []:
                 tmp.unlink(missing_ok=True)
         _write_json(out / "shards.json", shards)
-        outcomes = Counter({"succeeded": len(videos) + sum(set_rows)})
+        outcomes = Counter({"succeeded": len(videos) + set_rows})
         errors = Counter()
         for f in failures:
             outcomes[f["outcome"]] += 1
@@ -278,10 +274,10 @@ class _Finalize:
             "outcomes": {k: outcomes.get(k, 0) for k in ("succeeded", "failed", "duplicate")},
             "errors": dict(sorted(errors.items())),
             "videos": len(videos),
-            "clips": len(clips),
-            "frames": sum(len(c["timestamps"]) for c in clips),
-            "image_sets": len(image_sets),
-            "images": sum(len(s["images"]) for s in image_sets),
+            "clips": sum(s["num_samples"] for s in shards if s["shard"].startswith("clips/")),
+            "frames": sum(s["num_members"] for s in shards if s["shard"].startswith("clips/")),
+            "image_sets": sum(s["num_samples"] for s in shards if s["shard"].startswith("imagesets/")),
+            "images": sum(s["num_members"] for s in shards if s["shard"].startswith("imagesets/")),
             "shards": len(shards),
             "shard_bytes": sum(s["num_bytes"] for s in shards),
         }
@@ -294,6 +290,20 @@ def _write_parquet(path: Path, table) -> None:
 
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def _concat_parquet(path: Path, record_type: str, parts: list[Path]) -> None:
+    """Concatenate per-shard tables (in shard order) into one file, one part in memory at a time."""
+    import pyarrow.parquet as pq
+
+    from schemas.arrow import arrow_schema
+
+    schema = arrow_schema(record_type)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for part in parts:
+            writer.write_table(pq.read_table(part, schema=schema))
     os.replace(tmp, path)
 
 

@@ -226,14 +226,33 @@ def shard_fingerprint(refs) -> str:
     return h.hexdigest()
 
 
+RECORD_TYPES = {"clips": "clip", "imagesets": "image_set"}
+"""Shard prefix -> the record type of its samples (and of its per-shard table)."""
+
+
+def _write_part(path: Path, record_type: str, records: list[dict]) -> str:
+    """Write a shard's records as a Parquet table (atomically); return its sha256."""
+    import pyarrow.parquet as pq
+
+    from schemas.arrow import to_table
+    from shards.writer import file_sha256
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    pq.write_table(to_table(record_type, records), tmp)
+    os.replace(tmp, path)
+    return file_sha256(path)
+
+
 class WriteShardFn(beam.DoFn):
     """(shard index, [refs]) -> status dict; skips a shard already committed with the same samples.
 
     A ref is ``(key, record dict, [(member name, file path)], mp4 path or None)``; the record
-    becomes ``{key}.json`` and each member ``{key}.{member name}``.
+    becomes ``{key}.json`` and each member ``{key}.{member name}``. Samples are streamed into the
+    tar in key order (one sample in memory at a time), and the shard's records are also written
+    as ``{name}.parquet`` beside it (the pieces the final table is concatenated from).
 
-    A shard is committed when ``{name}.done.json`` exists next to it (written after the tar is
-    renamed into place) and records the same clip fingerprint and the tar's sha256.
+    A shard is committed when ``{name}.done.json`` exists next to it (written last) and records the
+    same content fingerprint and the sha256 of the tar and of its table.
     """
 
     def __init__(self, out_dir: str, prefix: str = "clips"):
@@ -243,38 +262,43 @@ class WriteShardFn(beam.DoFn):
         self.skipped = Metrics.counter("ingest", "shards_reused")
 
     def process(self, element):
-        from shards.writer import file_sha256, write_shard
+        from shards.writer import ShardWriter, file_sha256
 
         index, refs = element
         refs = sorted(refs, key=lambda r: r[0])
         folder = Path(self.out_dir) / self.prefix
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.prefix}-{index:06d}.tar"
+        table = path.with_suffix(".parquet")
         done = path.with_name(path.name + ".done.json")
         fingerprint = shard_fingerprint(refs)
-        if done.is_file() and path.is_file():
+        if done.is_file() and path.is_file() and table.is_file():
             status = json.loads(done.read_text())
-            if status.get("fingerprint") == fingerprint and status.get("sha256") == file_sha256(path):
+            if (status.get("fingerprint") == fingerprint and status.get("sha256") == file_sha256(path)
+                    and status.get("table_sha256") == file_sha256(table)):
                 self.skipped.inc()
                 yield status
                 return
-        samples = []
-        for key, record, members, mp4 in refs:
-            sample = {"__key__": key, "json": canonical_json(record).encode("utf-8")}
-            for name, member_path in members:
-                sample[name] = Path(member_path).read_bytes()
-            samples.append(sample)
-            clip_id = key
-            if mp4:
-                media = Path(self.out_dir) / "media"
-                media.mkdir(exist_ok=True)
-                tmp = media / f".{clip_id}.mp4.tmp-{os.getpid()}"
-                shutil.copyfile(mp4, tmp)
-                os.replace(tmp, media / f"{clip_id}.mp4")
-        info = write_shard(path, samples)
+        pattern = str(folder / f"{self.prefix}-%06d.tar")
+        with ShardWriter(pattern, max_samples=len(refs), max_bytes=1 << 62, start_index=index) as sink:
+            for key, record, members, mp4 in refs:
+                sample = {"__key__": key, "json": canonical_json(record).encode("utf-8")}
+                for name, member_path in members:
+                    sample[name] = Path(member_path).read_bytes()
+                sink.write(sample)
+                if mp4:
+                    media = Path(self.out_dir) / "media"
+                    media.mkdir(exist_ok=True)
+                    tmp = media / f".{key}.mp4.tmp-{os.getpid()}"
+                    shutil.copyfile(mp4, tmp)
+                    os.replace(tmp, media / f"{key}.mp4")
+        (info,) = sink.shards
         status = {"shard": f"{self.prefix}/{path.name}", "fingerprint": fingerprint, "sha256": info.sha256,
                   "num_samples": info.num_samples, "num_bytes": info.num_bytes,
-                  "first_key": info.first_key, "last_key": info.last_key}
+                  "num_members": sum(len(r[2]) for r in refs),
+                  "first_key": info.first_key, "last_key": info.last_key,
+                  "table": f"{self.prefix}/{table.name}",
+                  "table_sha256": _write_part(table, RECORD_TYPES[self.prefix], [r[1] for r in refs])}
         tmp = done.with_name(f".{done.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(status, sort_keys=True))
         os.replace(tmp, done)

@@ -221,7 +221,7 @@ def reference(corpus, tmp_path_factory):
     outputs = _outputs(out)
     summary = json.loads(outputs["summary.json"])
     assert summary["outcomes"] == {"succeeded": 6, "failed": 1, "duplicate": 1}
-    assert summary["clips"] == 6 and summary["shards"] == 3
+    assert summary["clips"] == 6 and summary["shards"] >= 2  # hash(key) % 3 shards; several to resume between
     assert not [k for k in outputs if ".tmp-" in k]
     # the runs compared with it write elsewhere: no output may name the output or work folder
     assert not [k for k, data in outputs.items() if str(out).encode() in data]
