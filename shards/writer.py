@@ -44,11 +44,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tarfile
-import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO, Callable, Iterable, Mapping
+
+from shards.keys import canonical_json, encode_sample, validate_extension, validate_key  # noqa: F401 (re-exported)
 
 __all__ = [
     "DEFAULT_MTIME",
@@ -73,8 +73,6 @@ TAR_FORMAT = tarfile.PAX_FORMAT
 _ENCODING = "utf-8"
 _MAX_MTIME = 8**11  # largest value a ustar mtime field holds without a PAX header
 _END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE
-_EXT_PART = r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?"
-_EXT_RE = re.compile(rf"{_EXT_PART}(?:\.{_EXT_PART})*")
 
 OnShardDone = Callable[["ShardInfo"], Any]
 
@@ -121,17 +119,6 @@ class ShardInfo:
         return cls(**data)
 
 
-def canonical_json(obj: Any) -> bytes:
-    """Encode ``obj`` as canonical JSON: sorted keys, ``(",", ":")``, no ASCII escaping, UTF-8.
-
-    Raises:
-        ValueError: on NaN or infinity (not JSON).
-        TypeError: on values JSON cannot represent.
-    """
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.encode(_ENCODING)
-
-
 def file_sha256(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
     """Return the hex sha256 of a file's bytes, read in chunks."""
     digest = hashlib.sha256()
@@ -139,136 +126,6 @@ def file_sha256(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
         while chunk := f.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _bad_key(key: object, rule: str) -> ValueError:
-    return ValueError(f"sample key {key!r}: {rule}")
-
-
-def validate_key(key: object) -> str:
-    """Check a sample key against the WebDataset naming rules.
-
-    Args:
-        key: the ``__key__`` of a sample.
-
-    Returns:
-        The key, unchanged.
-
-    Raises:
-        ValueError: naming the key and the rule it breaks: not a string, empty, a control or
-            surrogate character, not NFC-normalized, starting with ``/`` (absolute), a ``..``
-            or empty path component, any dot (WebDataset splits ``key.ext`` at the first dot),
-            or starting with ``__`` (reserved for WebDataset metadata such as ``__url__``).
-    """
-    if not isinstance(key, str):
-        raise _bad_key(key, f"must be a str, got {type(key).__name__}")
-    if not key:
-        raise _bad_key(key, "must not be empty")
-    for ch in key:
-        if unicodedata.category(ch) in ("Cc", "Cs"):
-            raise _bad_key(key, f"must not contain control character {ch!r}")
-    if unicodedata.normalize("NFC", key) != key:
-        raise _bad_key(key, "must be NFC-normalized Unicode (equal-looking keys must be equal)")
-    if key.startswith("/"):
-        raise _bad_key(key, "must not start with '/' (absolute path)")
-    parts = key.split("/")
-    if ".." in parts:
-        raise _bad_key(key, "must not contain a '..' path component")
-    if "." in key:
-        raise _bad_key(key, "must not contain '.' (WebDataset splits key.ext at the first dot)")
-    if "" in parts:
-        raise _bad_key(key, "must not contain an empty path component ('//' or a trailing '/')")
-    if key.startswith("__"):
-        raise _bad_key(key, "must not start with '__' (reserved for WebDataset metadata)")
-    return key
-
-
-def _bad_ext(key: str, ext: object, rule: str) -> ValueError:
-    return ValueError(f"sample {key!r}: extension {ext!r} {rule}")
-
-
-def validate_extension(ext: object, key: str = "?") -> str:
-    """Check a member extension (the part after ``key.``).
-
-    Args:
-        ext: the extension, e.g. ``"mp4"``, ``"json"`` or ``"seg.json"``.
-        key: the sample key, for the error message.
-
-    Returns:
-        The extension, unchanged.
-
-    Raises:
-        ValueError: naming key and extension when it is not a non-empty string of lowercase
-            dot-separated parts ``[a-z0-9]`` with inner ``_``/``-`` (no slash, no leading ``_``,
-            no uppercase: WebDataset lowercases extensions when it reads).
-    """
-    if not isinstance(ext, str):
-        raise _bad_ext(key, ext, "must be a str")
-    if not ext:
-        raise _bad_ext(key, ext, "must not be empty")
-    if "/" in ext:
-        raise _bad_ext(key, ext, "must not contain '/'")
-    if ext != ext.lower():
-        raise _bad_ext(key, ext, "must be lowercase (WebDataset lowercases extensions on read)")
-    if ext.startswith("_"):
-        raise _bad_ext(key, ext, "must not start with '_' (metadata)")
-    if not _EXT_RE.fullmatch(ext):
-        raise _bad_ext(
-            key, ext, "must be dot-separated parts of [a-z0-9], with '_' or '-' only inside a part"
-        )
-    return ext
-
-
-def _is_metadata(name: str) -> bool:
-    return len(name) > 4 and name.startswith("__") and name.endswith("__")
-
-
-def _encode_value(key: str, ext: str, value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    if isinstance(value, str):
-        return value.encode(_ENCODING)
-    if isinstance(value, (dict, list)):
-        if ext == "json" or ext.endswith(".json"):
-            return canonical_json(value)
-        raise TypeError(
-            f"sample {key!r}: a {type(value).__name__} needs extension 'json' or '*.json', not {ext!r}"
-        )
-    raise TypeError(
-        f"sample {key!r}: value of {ext!r} must be bytes, str, dict or list, not {type(value).__name__}"
-    )
-
-
-def encode_sample(sample: Mapping[str, Any]) -> tuple[str, list[tuple[str, bytes]]]:
-    """Validate a sample and encode its members.
-
-    Args:
-        sample: ``{"__key__": key, ext: value, ...}``; ``__name__`` entries are metadata and skipped.
-
-    Returns:
-        ``(key, [(ext, data), ...])`` with the members sorted by extension.
-
-    Raises:
-        ValueError: on a missing or invalid key, an invalid extension, or no member at all
-            (a sample without members would vanish from the tar).
-        TypeError: on a value that cannot be encoded.
-    """
-    if not isinstance(sample, Mapping):
-        raise TypeError(f"a sample must be a mapping, not {type(sample).__name__}")
-    if "__key__" not in sample:
-        raise ValueError(f"sample has no '__key__': entries {sorted(sample)}")
-    key = validate_key(sample["__key__"])
-    members = []
-    for ext in sorted(sample):
-        if _is_metadata(ext):
-            continue
-        validate_extension(ext, key)
-        members.append((ext, _encode_value(key, ext, sample[ext])))
-    if not members:
-        raise ValueError(f"sample {key!r}: has no member to write (only metadata entries)")
-    return key, members
 
 
 def _check_mtime(mtime: int) -> int:
