@@ -270,17 +270,43 @@ def ensure_local_storage(client: Any, project_id: int, folder: str | os.PathLike
                                                   title="molmo2-data media", description="served by annotation.push")
 
 
+def _get_json(client: Any, path: str, params: dict[str, Any]) -> Any:
+    """GET through the SDK's own HTTP client (auth, base URL, timeouts) and return the raw JSON.
+
+    Raises:
+        label_studio_sdk.core.api_error.ApiError: a non-2xx answer (``api_errors`` translates it).
+    """
+    from label_studio_sdk.core.api_error import ApiError
+
+    response = client._client_wrapper.httpx_client.request(path, method="GET", params=params)
+    if not 200 <= response.status_code < 300:
+        raise ApiError(status_code=response.status_code, headers=dict(response.headers), body=response.text)
+    return response.json()
+
+
 def existing_tasks(client: Any, project_id: int, page_size: int = 1000) -> dict[str, tuple[int, dict[str, Any]]]:
-    """Task key -> (task id, data) of every task in the project that has a ``task_key``."""
+    """Task key -> (task id, data) of every task in the project that has a ``task_key``.
+
+    Pages are read as raw JSON (the SDK's typed pager costs about 0.45 s per 5,000 tasks and asks
+    for one page past the end); ``include=id,data`` lets the server skip its per-task counters.
+    """
     found: dict[str, tuple[int, dict[str, Any]]] = {}
+    seen, page = 0, 1
     with api_errors(base_url(client)):
-        # include=id,data: the server skips the counters it computes per task (2-3x faster)
-        for task in client.tasks.list(project=project_id, fields="task_only", include="id,data",
-                                      page_size=page_size, resolve_uri=False):
-            data = task.data or {}
-            if "task_key" in data:
-                found[data["task_key"]] = (task.id, data)
-    return found
+        while True:
+            body = _get_json(client, "api/tasks/", {"project": project_id, "fields": "task_only",
+                                                    "include": "id,data", "page": page, "page_size": page_size,
+                                                    "resolve_uri": False})
+            tasks = body.get("tasks", []) if isinstance(body, dict) else body
+            for task in tasks:
+                data = task.get("data") or {}
+                if "task_key" in data:
+                    found[data["task_key"]] = (task["id"], data)
+            seen += len(tasks)
+            total = body.get("total") if isinstance(body, dict) else None
+            if not tasks or (total is not None and seen >= total) or len(tasks) < page_size:
+                return found
+            page += 1
 
 
 def _canonical(data: dict[str, Any]) -> str:
@@ -338,7 +364,7 @@ def import_new_tasks(client: Any, project_id: int, payloads: list[dict[str, Any]
             continue
         task_id, data = have[key]
         result.task_ids[key] = task_id
-        if _canonical(json.loads(json.dumps(payload["data"]))) == _canonical(data):
+        if _canonical(payload["data"]) == _canonical(data):  # build_tasks emits plain JSON types
             result.existing += 1
             continue
         result.conflicts.append(key)
