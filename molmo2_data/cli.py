@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the ingest pipeline. Arguments not listed here are passed to Beam as "
         "pipeline options (e.g. --runner, --direct_running_mode=multi_processing).",
     )
-    p.add_argument("--manifest", required=True, help="JSONL, CSV or Parquet manifest of videos")
-    p.add_argument("--out", required=True, help="output folder")
+    from pipelines.ingest_args import add_ingest_arguments  # standard library only
+
+    add_ingest_arguments(p)
     p.set_defaults(handler=_lazy("pipelines.ingest:main"), passthrough=True)
 
     p = sub.add_parser("synth", help="synthetic QA generators: CapQA, SubtitleQA, SynMultiImageQA")

@@ -315,15 +315,10 @@ def _write_json(path: Path, data) -> None:
 
 # ------------------------------------------------------------------ launcher
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="molmo2-data ingest", description=__doc__.split("\n\n")[0])
-    p.add_argument("--manifest", required=True, help="JSONL, CSV or Parquet manifest")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--config", help="YAML settings (see pipelines/configs/ingest.yaml)")
-    p.add_argument("--work-dir", help="raw/frame stores (default: OUT/.work)")
-    p.add_argument("--retry-failed", action="store_true", help="retry inputs that failed in an earlier run")
-    p.add_argument("--window", type=float, help="cut fixed windows of at most this many seconds")
-    p.add_argument("--cfr-mp4", action="store_true", help="also write constant-frame-rate mp4 clips (tracking)")
-    return p
+    from pipelines.ingest_args import add_ingest_arguments
+
+    return add_ingest_arguments(argparse.ArgumentParser(prog="molmo2-data ingest",
+                                                        description=__doc__.split("\n\n")[0]))
 
 
 def _config_from(args) -> IngestConfig:
@@ -385,7 +380,9 @@ def print_summary(summary: dict, out: str, file=sys.stdout) -> None:
 
 def main(args: argparse.Namespace, extra: list[str]) -> int:
     """``molmo2-data ingest`` entry point (called by the command line)."""
-    argv = ["--manifest", args.manifest, "--out", args.out] + list(extra)
+    from pipelines.ingest_args import to_argv
+
+    argv = to_argv(args) + list(extra)
     summary = run(argv)
     print_summary(summary, args.out)
     return 0
