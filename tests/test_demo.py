@@ -51,3 +51,17 @@ def test_demo_grounding_text_parses_back(demo):
             assert parse_points(e["text"])
         elif e["task"] == "video_track":
             assert parse_tracks(e["text"]) or e["text"] == "No tracks available."
+
+
+def test_annotate_normalize_rebuilds_from_the_demo_snapshots(demo, tmp_path):
+    """`molmo2-data annotate normalize` needs only the saved snapshots (no server)."""
+    out, _ = demo
+    target = tmp_path / "records"
+    proc = subprocess.run([sys.executable, "-m", "molmo2_data", "annotate", "normalize", "--project",
+                           "demo VideoTrack", "--snapshots", str(out / "snapshots"), "--ingest", str(out / "ingest"),
+                           "--out", str(target)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "0 failures" in proc.stdout
+    rebuilt = pq.read_table(target / "VideoTrack.parquet").to_pylist()
+    assert rebuilt == pq.read_table(out / "annotations" / "VideoTrack.parquet").to_pylist()
+    assert pq.read_table(target / "failures.parquet").num_rows == 0

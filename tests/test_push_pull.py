@@ -311,3 +311,28 @@ def test_tampered_snapshot_is_refused(client, server, ingest_dir, records, tmp_p
     (copy / result.path.parent.name / result.path.name).write_text("[]")
     with pytest.raises(SnapshotError, match="sha256"):
         load_snapshots(copy, project)
+
+
+def test_command_line_push_and_pull(server, ingest_dir, tmp_path):
+    """`molmo2-data annotate push|pull` against the session server, found through its data dir."""
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "molmo2_data", "annotate"]
+    data_dir = str(server["info"].data_dir)
+    push_cmd = base + ["push", "--data-dir", data_dir, "--kind", "video_point", "--project", "cli points",
+                       "--ingest", str(ingest_dir), "--query", "red circle"]
+    first = subprocess.run(push_cmd, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "3 created, 0 already there" in first.stdout
+    again = subprocess.run(push_cmd, capture_output=True, text=True, timeout=300)
+    assert "0 created, 3 already there" in again.stdout
+    pulled = subprocess.run(base + ["pull", "--data-dir", data_dir, "--project", "cli points",
+                                    "--snapshots", str(tmp_path / "snaps")], capture_output=True, text=True, timeout=300)
+    assert pulled.returncode == 0, pulled.stderr[-2000:]
+    assert "3 tasks, 0 annotations; version 1" in pulled.stdout
+    for proc in (first, again, pulled):
+        assert server["token"] not in proc.stdout + proc.stderr
+    missing = subprocess.run(base + ["pull", "--data-dir", data_dir, "--project", "no such project",
+                                     "--snapshots", str(tmp_path / "snaps")], capture_output=True, text=True, timeout=300)
+    assert missing.returncode != 0 and "no project titled 'no such project'" in missing.stderr
