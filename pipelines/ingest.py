@@ -14,6 +14,7 @@ Outputs under ``--out``::
     clips.parquet      one row per clip (schemas Clip)
     imagesets.parquet  one row per image set (schemas ImageSet)
     videos.parquet     one row per kept source video (schemas VideoAsset)
+    .parts/            the pieces videos/failures.parquet are concatenated from
     failures.parquet   one row per failed or duplicate manifest row (schemas FailureRecord)
     shards.json        sha256, sample count and clip fingerprint of every shard
     summary.json       counts by outcome and by error type (deterministic)
@@ -162,6 +163,54 @@ def _to_list(pcoll, label):
     return AsSingleton(pcoll | label >> beam.combiners.ToList())
 
 
+class _WritePartFn(beam.DoFn):
+    """(part index, [records]) -> part info: the records sorted by key, as ``.parts/{name}-NNNNNN.parquet``.
+
+    The info carries the row count and, for failures, the counts by outcome and by error, so the
+    summary never needs the records themselves.
+    """
+
+    def __init__(self, out_dir: str, name: str, record_type: str):
+        self.out_dir, self.name, self.record_type = out_dir, name, record_type
+
+    def process(self, element):
+        from schemas.arrow import to_table
+
+        index, records = element
+        records = sorted(records, key=lambda r: r["key"])
+        folder = Path(self.out_dir) / ".parts"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.name}-{index:06d}.parquet"
+        _write_parquet(path, to_table(self.record_type, records))
+        info = {"name": self.name, "part": f".parts/{path.name}", "rows": len(records)}
+        if self.record_type == "failure":
+            info["outcomes"] = dict(Counter(r["outcome"] for r in records))
+            info["errors"] = dict(Counter(f"{r['stage']}/{r['error_type']}" for r in records))
+        yield info
+
+
+def _key_record(record, n_records, per_part):
+    return _assign_shard((record["key"],), n_records, per_part)[0], record
+
+
+class _TableParts(beam.PTransform):
+    """Records -> part infos: one table in parts of about ``per_part`` rows, by hash of the key.
+
+    Only counts travel as side inputs; ``_Finalize`` concatenates the parts one at a time.
+    """
+
+    def __init__(self, out_dir: str, name: str, record_type: str, per_part: int = 10_000):
+        super().__init__()
+        self.out_dir, self.name, self.record_type, self.per_part = out_dir, name, record_type, per_part
+
+    def expand(self, records):
+        count = records | "Count" >> beam.combiners.Count.Globally()
+        return (records
+                | "AssignPart" >> beam.Map(_key_record, AsSingleton(count), self.per_part)
+                | "GroupByPart" >> beam.GroupByKey()
+                | "WritePart" >> beam.ParDo(_WritePartFn(self.out_dir, self.name, self.record_type)))
+
+
 class IngestVideos(beam.PTransform):
     """Manifest paths -> shards, tables and a summary under ``out_dir``.
 
@@ -224,14 +273,16 @@ class IngestVideos(beam.PTransform):
         failures = ((read.failed, processed.failed, routed.failed, clips.failed, grouped.failed, sets.failed)
                     | "AllFailures" >> beam.Flatten())
         shard_infos = (clip_shards, set_shards) | "AllShards" >> beam.Flatten()
+        parts = ((clips.videos | "VideoTable" >> _TableParts(self.out_dir, "videos", "video"),
+                  failures | "FailureTable" >> _TableParts(self.out_dir, "failures", "failure"))
+                 | "AllParts" >> beam.Flatten())
         return (manifests.pipeline
                 | "Start" >> beam.Create([None])
                 | "Finalize" >> beam.Map(
                     _Finalize(self.out_dir),
-                    _to_list(clips.videos, "VideoList"),
                     AsSingleton(sets.sets | "SetRowCounts" >> beam.Map(_set_rows)
                                 | "SetRows" >> beam.CombineGlobally(sum)),
-                    _to_list(failures, "FailureList"),
+                    _to_list(parts, "PartList"),
                     _to_list(shard_infos, "ShardList")))
 
 
@@ -241,13 +292,17 @@ class _Finalize:
     def __init__(self, out_dir: str):
         self.out_dir = out_dir
 
-    def __call__(self, _, videos, set_rows, failures, shards):
-        from schemas.arrow import to_table
-
+    def __call__(self, _, set_rows, table_parts, shards):
         out = Path(self.out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        for name, (record_type, rows) in {"videos": ("video", videos), "failures": ("failure", failures)}.items():
-            _write_parquet(out / f"{name}.parquet", to_table(record_type, sorted(rows, key=lambda r: r["key"])))
+        table_parts = sorted(table_parts, key=lambda p: p["part"])
+        for name, record_type in (("videos", "video"), ("failures", "failure")):
+            _concat_parquet(out / f"{name}.parquet", record_type,
+                            [out / p["part"] for p in table_parts if p["name"] == name])
+        listed = {p["part"] for p in table_parts}
+        for stale in (out / ".parts").glob("*.parquet") if (out / ".parts").is_dir() else []:
+            if f".parts/{stale.name}" not in listed:  # parts of an earlier, larger run
+                stale.unlink()
         shards = sorted(shards, key=lambda s: s["shard"])
         for prefix, record_type in RECORD_TYPES.items():
             parts = [out / s["table"] for s in shards if s["shard"].startswith(prefix + "/")]
@@ -260,20 +315,21 @@ class _Finalize:
                     stale.unlink()
                     stale.with_suffix(".parquet").unlink(missing_ok=True)
                     stale.with_name(stale.name + ".done.json").unlink(missing_ok=True)
-        for folder in (out, out / "clips", out / "imagesets", out / "media"):  # an interrupted run's temp files
+        for folder in (out, out / "clips", out / "imagesets", out / "media", out / ".parts"):  # interrupted runs' temp files
             for tmp in folder.glob(".*.tmp-*") if folder.is_dir() else []:
                 tmp.unlink(missing_ok=True)
         _write_json(out / "shards.json", shards)
-        outcomes = Counter({"succeeded": len(videos) + set_rows})
+        n_videos = sum(p["rows"] for p in table_parts if p["name"] == "videos")
+        outcomes = Counter({"succeeded": n_videos + set_rows})
         errors = Counter()
-        for f in failures:
-            outcomes[f["outcome"]] += 1
-            errors[f"{f['stage']}/{f['error_type']}"] += 1
+        for p in table_parts:
+            outcomes.update(p.get("outcomes", {}))
+            errors.update(p.get("errors", {}))
         summary = {
             "rows": sum(outcomes.values()),
             "outcomes": {k: outcomes.get(k, 0) for k in ("succeeded", "failed", "duplicate")},
             "errors": dict(sorted(errors.items())),
-            "videos": len(videos),
+            "videos": n_videos,
             "clips": sum(s["num_samples"] for s in shards if s["shard"].startswith("clips/")),
             "frames": sum(s["num_members"] for s in shards if s["shard"].startswith("clips/")),
             "image_sets": sum(s["num_samples"] for s in shards if s["shard"].startswith("imagesets/")),
