@@ -402,6 +402,9 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None) -> di
     config = config or _config_from(args)
     if not Path(args.manifest).exists() and "://" not in args.manifest:
         raise FileNotFoundError(f"manifest {args.manifest} does not exist")
+    from pipelines.manifest import read_manifest
+
+    read_manifest(args.manifest)  # an unreadable manifest is the run's error, said before Beam starts
     options = PipelineOptions(beam_args)
     runner = options.view_as(StandardOptions).runner
     if runner is None:  # never Beam's default (it tries to download the Prism binary)
@@ -439,6 +442,17 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
     from pipelines.ingest_args import to_argv
 
     argv = to_argv(args) + list(extra)
-    summary = run(argv)
+    from pipelines.config import ConfigError
+
+    try:
+        summary = run(argv)
+    except (FileNotFoundError, ConfigError) as exc:
+        print(f"molmo2-data ingest: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        if "manifest" not in str(exc).lower():
+            raise
+        print(f"molmo2-data ingest: {exc}", file=sys.stderr)
+        return 2
     print_summary(summary, args.out)
     return 0

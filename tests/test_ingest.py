@@ -262,3 +262,25 @@ def test_windows_and_constant_frame_rate_mp4(tmp_path):
         # the frame map names the source frame played at each mp4 frame's time (VFR source)
         for f, index in enumerate(clip["mp4_frame_indices"]):
             assert index == truth.frame_index_at(clip["start"] + f / 10.0)
+
+
+@pytest.mark.parametrize("case", ["missing", "no_location_column", "unknown_config_key"])
+def test_command_line_says_what_is_wrong_with_the_run(case, tmp_path):
+    import subprocess
+    import sys
+
+    manifest, extra = tmp_path / "m.jsonl", []
+    if case == "no_location_column":
+        manifest = tmp_path / "m.csv"
+        manifest.write_text("foo;bar\n1;2\n")
+    elif case == "unknown_config_key":
+        manifest.write_text(json.dumps({"path": "x.mp4"}) + "\n")
+        (tmp_path / "c.yaml").write_text("frames:\n  max_sid: 3\n")
+        extra = ["--config", str(tmp_path / "c.yaml")]
+    proc = subprocess.run([sys.executable, "-m", "molmo2_data", "ingest", "--manifest", str(manifest),
+                           "--out", str(tmp_path / "out"), *extra], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("molmo2-data ingest: ") and "Traceback" not in proc.stderr
+    assert {"missing": "does not exist", "no_location_column": "column",
+            "unknown_config_key": "max_sid"}[case] in last
