@@ -151,4 +151,13 @@ def _normalize(args) -> int:
 
 
 def main(args: argparse.Namespace, extra: list[str]) -> int:
-    return {"push": _push, "pull": _pull, "normalize": _normalize}[args.handler_name](args)
+    """Run one annotate action; a problem with the server, the token or the inputs exits 2 with one line."""
+    from annotation.credentials import CredentialsError
+    from annotation.projects import LabelStudioError
+    from annotation.server import ServerError
+
+    try:
+        return {"push": _push, "pull": _pull, "normalize": _normalize}[args.handler_name](args)
+    except (LabelStudioError, ServerError, CredentialsError, FileNotFoundError) as exc:
+        print(f"molmo2-data annotate {args.handler_name}: {exc}", file=sys.stderr)
+        return 2

@@ -65,3 +65,14 @@ def test_annotate_normalize_rebuilds_from_the_demo_snapshots(demo, tmp_path):
     rebuilt = pq.read_table(target / "VideoTrack.parquet").to_pylist()
     assert rebuilt == pq.read_table(out / "annotations" / "VideoTrack.parquet").to_pylist()
     assert pq.read_table(target / "failures.parquet").num_rows == 0
+
+
+def test_annotate_commands_say_what_is_missing(tmp_path):
+    base = [sys.executable, "-m", "molmo2_data", "annotate"]
+    push = subprocess.run(base + ["push", "--data-dir", str(tmp_path / "no-server"), "--kind", "video_point",
+                                  "--project", "p", "--ingest", str(tmp_path), "--query", "q"],
+                          capture_output=True, text=True, timeout=120)
+    assert push.returncode == 2 and "annotate server start" in push.stderr and "Traceback" not in push.stderr
+    norm = subprocess.run(base + ["normalize", "--project", "p", "--snapshots", str(tmp_path / "none"),
+                                  "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert norm.returncode == 2 and "run a pull first" in norm.stderr and "Traceback" not in norm.stderr
