@@ -44,3 +44,9 @@ def test_help_imports_no_heavy_package(repo_root):
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo_root
     ).stdout
     assert out.strip().splitlines()[-1] == "heavy="
+
+
+def test_shipped_ingest_config_is_exactly_the_defaults(repo_root):
+    from pipelines.config import IngestConfig
+
+    assert IngestConfig.from_yaml(repo_root / "pipelines" / "configs" / "ingest.yaml") == IngestConfig()
