@@ -11,17 +11,14 @@ The runtime requirements are read from ``requirements.txt`` so the pins live in 
 """
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
-PACKAGES = [
-    "molmo2_data",
-    "schemas",
-    "shards",
-    "pipelines",
-    "annotation",
-    "training",
-]
+# Every package and subpackage under the six top-level ones, found rather than listed, so a new
+# subpackage can never be left out of the sdist that Dataflow workers install.
+TOP_LEVEL = ("molmo2_data", "schemas", "shards", "pipelines", "annotation", "training")
+PACKAGES = sorted(p for p in find_packages(include=[f"{t}*" for t in TOP_LEVEL])
+                  if p.split(".")[0] in TOP_LEVEL)
 # Test-only and torch pins are left to requirements.txt: workers on Dataflow bring their own torch.
 _DEV_ONLY = {"pytest", "hypothesis", "scikit-video"}
 
@@ -50,8 +47,7 @@ setup(
     # Data files live in plain folders inside each package (no __init__.py needed there).
     package_data={
         "annotation": ["configs/*.xml"],
-        "pipelines": ["configs/*.yaml", "prompts/*.txt"],
-        "training": ["configs/*.yaml"],
+        "pipelines.ingest": ["configs/*.yaml"],
     },
     include_package_data=True,
     install_requires=_requirements(),

@@ -13,8 +13,8 @@ Run (about 3 minutes on 2 cores; ``--quick``: 500 tasks, under a minute)::
 
 How it measures:
 
-* Input: ``--clips`` procedural videos (``pipelines.scenes.generate_corpus``) ingested with
-  ``pipelines.ingest.run([..., "--cfr-mp4"])`` into a temporary folder (untimed), and ``--tasks``
+* Input: ``--clips`` procedural videos (``pipelines.procedural.scenes.generate_corpus``) ingested with
+  ``pipelines.ingest.pipeline.run([..., "--cfr-mp4"])`` into a temporary folder (untimed), and ``--tasks``
   ``PushItem``\\ s over those clips with distinct queries and labels (the task key is kind, clip and
   label, so every item is a task), each with one pre-annotation (``--no-predictions``: none).
 * Server: ``tests.labelstudio.start_test_server`` (a copy of the cached migrated database, a free
@@ -83,8 +83,8 @@ PULL_OPTIONS = {"interpolate_key_frames": True, "predictions": {"only_id": False
 # ------------------------------------------------------------------------------------------ setup
 def make_ingest(base: Path, clips: int, seed: int) -> Path:
     """A small ingest output (constant-frame-rate mp4s included) of ``clips`` procedural videos."""
-    from pipelines.ingest import run
-    from pipelines.scenes import generate_corpus
+    from pipelines.ingest.pipeline import run
+    from pipelines.procedural.scenes import generate_corpus
 
     src, out = base / "src", base / "ingest"
     rows = [{"id": f"v{i}", "path": str(s.video)} for i, s in enumerate(generate_corpus(src, clips, seed=seed))]

@@ -1,6 +1,6 @@
 """Benchmark: the Beam ingest pipeline against a bare decord loop over the same files.
 
-One job: ingest a procedural video corpus with ``pipelines.ingest.run`` (fresh output and work
+One job: ingest a procedural video corpus with ``pipelines.ingest.pipeline.run`` (fresh output and work
 folders, so nothing is reused) and, in the same run, decode the same files with a bare loop
 (open with decord, sample the Molmo 2 times, ``get_batch``, resize to the same ``max_side``,
 JPEG-encode with the same quality; a ``multiprocessing.Pool`` of the same size when
@@ -20,13 +20,13 @@ memory that does not grow with the number of videos (RSS(4M) / RSS(M) close to 1
 
 How it measures:
 
-* Corpus: ``pipelines.scenes.generate_corpus`` with every scene forced to constant-frame-rate
+* Corpus: ``pipelines.procedural.scenes.generate_corpus`` with every scene forced to constant-frame-rate
   H.264 at ``--size``/``--fps``/``--duration`` (default 64 videos, 640x360, 25 fps, 20 s;
   objects, occluder and background still vary by seed), in chunks of 8 scenes with seeds
   ``seed * 100000 + chunk``, generated in parallel and cached under ``--corpus-dir`` (default
   ``$TMPDIR/molmo2-bench-ingest``). The manifest gives each video a path and an id only (no
   subtitles: the bare loop reads none).
-* Ingest: ``pipelines.ingest.run`` in a child process (``python benchmarks/ingest.py --_child``):
+* Ingest: ``pipelines.ingest.pipeline.run`` in a child process (``python benchmarks/ingest.py --_child``):
   Beam's in-memory FnApiRunner for P = 1, ``--direct_running_mode=multi_processing
   --direct_num_workers=P`` otherwise (``--mode multi_threading`` to compare). Its figure is the
   summary's clips and frames over the summary's ``seconds`` (pipeline construction to finish,
@@ -35,7 +35,7 @@ How it measures:
 * Fixed cost: the ingest of the corpus's first video alone, run the same way. ``marginal``
   is (clips of N - clips of 1) / (seconds of N - seconds of 1): the per-video rate with start-up
   and the per-stage costs taken out, i.e. what a long run tends to.
-* Bare loop: the same sample times and frame indices as ``pipelines.frames.decode_clip`` (decord
+* Bare loop: the same sample times and frame indices as ``pipelines.ingest.frames.decode_clip`` (decord
   frame timestamps -> ``schemas.sampling.sample_times`` -> ``indices_for_times``), one decoder
   thread per process as the ingest uses, JPEG bytes kept in memory and dropped. Timed from pool
   creation to the last result; decord and Pillow are imported before the clock starts.
@@ -71,7 +71,7 @@ CHUNK = 8  # scenes per generate_corpus call (the unit of caching and of paralle
 # ------------------------------------------------------------------ corpus
 def _generate_chunk(job: tuple[str, int, dict]) -> str:
     folder, seed, overrides = job
-    from pipelines.scenes import generate_corpus
+    from pipelines.procedural.scenes import generate_corpus
 
     folder = Path(folder)
     if (folder / ".complete").is_file():
@@ -118,7 +118,7 @@ def _bare_one(job: tuple[str, int, float, int, int]) -> tuple[int, int]:
     path, max_frames, max_fps, max_side, quality = job
     import decord
 
-    from pipelines.frames import encode_jpeg, frame_times, indices_for_times
+    from pipelines.ingest.frames import encode_jpeg, frame_times, indices_for_times
     from schemas.sampling import sample_times
 
     vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
@@ -200,7 +200,7 @@ def _role(pid: int, root: int) -> str:
             cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return "?"
-    for marker, role in (("sdk_worker_main", "sdk_worker"), ("pipelines.sandbox", "sandbox")):
+    for marker, role in (("sdk_worker_main", "sdk_worker"), ("pipelines.common.sandbox", "sandbox")):
         if marker in cmd:
             return role
     return os.path.basename(cmd.split(" ", 1)[0]) or "?"
@@ -296,7 +296,7 @@ def run_ingest_child(manifest: Path, out: Path, processes: int, rss_interval: fl
 def _child(spec_json: str) -> int:
     import resource
 
-    from pipelines.ingest import run
+    from pipelines.ingest.pipeline import run
 
     spec = json.loads(spec_json)
     argv = ["--manifest", spec["manifest"], "--out", spec["out"]]
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     if n < 2:
         parser.error("--videos must be >= 2")
 
-    from pipelines.config import IngestConfig
+    from pipelines.ingest.config import IngestConfig
 
     config = IngestConfig()  # the ingest's defaults (run() builds the same when given no --config)
     load_start = os.getloadavg()

@@ -69,10 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the ingest pipeline. Arguments not listed here are passed to Beam as "
         "pipeline options (e.g. --runner, --direct_running_mode=multi_processing).",
     )
-    from pipelines.ingest_args import add_ingest_arguments  # standard library only
+    from pipelines.ingest.args import add_ingest_arguments  # standard library only
 
     add_ingest_arguments(p)
-    p.set_defaults(handler=_lazy("pipelines.ingest:main"), passthrough=True)
+    p.set_defaults(handler=_lazy("pipelines.ingest.pipeline:main"), passthrough=True)
 
     p = sub.add_parser("synth", help="synthetic QA generators: CapQA, SubtitleQA, SynMultiImageQA")
     p.set_defaults(handler=_not_built("synth"))

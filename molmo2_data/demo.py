@@ -22,7 +22,7 @@ from pathlib import Path
 
 def _manifest(out: Path, n: int, seed: int) -> tuple[Path, dict[str, Path]]:
     """Write the corpus and a manifest with good, bad and duplicate rows; return it and GT paths."""
-    from pipelines.scenes import generate_corpus, write_test_media
+    from pipelines.procedural.scenes import generate_corpus, write_test_media
 
     media = out / "inputs"
     files = generate_corpus(media, n, seed=seed)
@@ -45,7 +45,7 @@ def _grounding_examples(out: Path, truths: dict[str, Path]) -> list[dict]:
     """Molmo 2 text for each clip, from the scene ground truth at the clip's sample times."""
     import pyarrow.parquet as pq
 
-    from pipelines.scenes import load_ground_truth
+    from pipelines.procedural.scenes import load_ground_truth
     from schemas.pointing import format_video_points, format_video_tracks, parse_points, parse_tracks
 
     examples = []
@@ -78,7 +78,7 @@ def _grounding_examples(out: Path, truths: dict[str, Path]) -> list[dict]:
 
 def main(args: argparse.Namespace, extra: list[str]) -> int:
     """Run the demo into ``args.out``; returns 0 when every stage's checks held."""
-    from pipelines.ingest import print_summary, run
+    from pipelines.ingest.pipeline import print_summary, run
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)

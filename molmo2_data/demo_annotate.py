@@ -31,7 +31,7 @@ def _with_server(out: Path, ingest: Path, items: dict, scenes: dict, snapshots: 
     from annotation.pull import pull
     from annotation.push import push
     from annotation.server import load_credentials, start, stop
-    from pipelines.simulated_annotators import simulate
+    from pipelines.procedural.simulated_annotators import simulate
 
     data_dir = out / "labelstudio"
     info = start(data_dir, media_root=out / "labelstudio-media")
@@ -58,7 +58,7 @@ def _with_server(out: Path, ingest: Path, items: dict, scenes: dict, snapshots: 
 def _offline(out: Path, ingest: Path, items: dict, scenes: dict, snapshots: Path) -> None:
     from annotation.pull import iter_snapshots, save_snapshot
     from annotation.push import build_tasks, materialize
-    from pipelines.simulated_annotators import simulate
+    from pipelines.procedural.simulated_annotators import simulate
 
     for kind, title in PROJECTS.items():
         project = types.SimpleNamespace(id=0, title=title)
@@ -85,7 +85,7 @@ def run_annotation(out: Path, ingest: Path, truths: dict[str, Path], use_labelst
 
     from annotation.normalize import normalize_export
     from annotation.pull import load_snapshots
-    from pipelines.scenes import load_ground_truth
+    from pipelines.procedural.scenes import load_ground_truth
     from schemas.arrow import to_table
 
     clips = pq.read_table(ingest / "clips.parquet").to_pylist()

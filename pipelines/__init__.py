@@ -1,1 +1,8 @@
-"""Apache Beam pipelines (ingest, synthetic generators, build) and the code their workers run."""
+"""Apache Beam pipelines and the code their workers run, one subpackage per job.
+
+- ``pipelines.common``: what every pipeline reuses (per-input errors, the decoding sandbox).
+- ``pipelines.ingest``: manifest -> sampled clips and image sets.
+- ``pipelines.procedural``: seeded scenes and simulated annotators (demo and tests only).
+
+May import ``schemas``, ``shards`` and ``annotation``; never ``training``.
+"""

@@ -9,7 +9,7 @@ and the last instant of the clip always included.
 * otherwise: ``0, 1/max_fps, 2/max_fps, ...`` strictly below ``duration``, then ``duration``.
 
 Times are seconds relative to the clip start. Record validation (``schemas.records``) and the
-decoder (``pipelines.frames``) both call this function, so there is one definition.
+decoder (``pipelines.ingest.frames``) both call this function, so there is one definition.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ import os
 import signal
 import time
 
-from pipelines.errors import InputError
+from pipelines.common.errors import InputError
 
 
 def add(a, b):

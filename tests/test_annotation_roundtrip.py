@@ -3,7 +3,7 @@
 Procedural videos (one object leaves the frame and comes back, a dark bar sweeps over the others)
 are ingested with ``--cfr-mp4`` and pushed to the session's Label Studio as VideoPoint (one task
 per clip and label), VideoTrack (one per clip), MultiImagePoint (a set of scene frames with known
-points), AskModelAnything and Cap tasks. ``pipelines.simulated_annotators`` writes each task's
+points), AskModelAnything and Cap tasks. ``pipelines.procedural.simulated_annotators`` writes each task's
 annotation through the API as a careful annotator would; a few tasks get a second annotation,
 agreeing (off by one pixel, restyled text) or not (a missed object, swapped track ids, another
 caption). Pulled snapshots are normalized and every record is compared with the ground truth:
@@ -29,8 +29,8 @@ from annotation.normalize import normalize_export, record_key
 from annotation.projects import connect, ensure_project
 from annotation.pull import load_snapshots, pull, snapshot_folder
 from annotation.push import PushItem, existing_tasks, push
-from pipelines.scenes import draw_frame, generate_corpus, load_ground_truth
-from pipelines.simulated_annotators import Perturbation, restyle, simulate
+from pipelines.procedural.scenes import draw_frame, generate_corpus, load_ground_truth
+from pipelines.procedural.simulated_annotators import Perturbation, restyle, simulate
 from shards.reader import iter_samples
 
 pytest.importorskip("tests.labelstudio")
@@ -48,7 +48,7 @@ RATING = 4
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """Scenes, an image set of scene frames with known points, and their ingest output."""
-    from pipelines.ingest import run
+    from pipelines.ingest.pipeline import run
 
     src, out = tmp_path_factory.mktemp("rt_src"), tmp_path_factory.mktemp("rt_ingest")
     files = generate_corpus(src, 3, seed=11, **SCENES)

@@ -47,6 +47,6 @@ def test_help_imports_no_heavy_package(repo_root):
 
 
 def test_shipped_ingest_config_is_exactly_the_defaults(repo_root):
-    from pipelines.config import IngestConfig
+    from pipelines.ingest.config import IngestConfig
 
-    assert IngestConfig.from_yaml(repo_root / "pipelines" / "configs" / "ingest.yaml") == IngestConfig()
+    assert IngestConfig.from_yaml(repo_root / "pipelines" / "ingest" / "configs" / "ingest.yaml") == IngestConfig()

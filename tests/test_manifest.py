@@ -1,4 +1,4 @@
-"""pipelines.manifest: the three formats agree, every bad row fails with a clear message, streaming."""
+"""pipelines.ingest.manifest: the three formats agree, every bad row fails with a clear message, streaming."""
 from __future__ import annotations
 
 import csv
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.manifest import (
+from pipelines.ingest.manifest import (
     ManifestFailure,
     ManifestRow,
     make_key,

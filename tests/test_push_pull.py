@@ -35,8 +35,8 @@ PRED = {"model_version": "draft-v0", "score": 0.5,
 
 @pytest.fixture(scope="module")
 def ingest_dir(tmp_path_factory) -> Path:
-    from pipelines.ingest import run
-    from pipelines.scenes import SceneSpec, generate_corpus, write_test_media
+    from pipelines.ingest.pipeline import run
+    from pipelines.procedural.scenes import SceneSpec, generate_corpus, write_test_media
 
     src, out = tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("ingest")
     rows = [{"id": f"v{i}", "path": str(s.video)} for i, s in enumerate(generate_corpus(src, 3, seed=3))]

@@ -1,4 +1,4 @@
-"""pipelines.sandbox: time limits and crash isolation for decoders."""
+"""pipelines.common.sandbox: time limits and crash isolation for decoders."""
 from __future__ import annotations
 
 import pickle
@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from pipelines.errors import InputError
-from pipelines.sandbox import Sandbox
+from pipelines.common.errors import InputError
+from pipelines.common.sandbox import Sandbox
 
 
 @pytest.fixture

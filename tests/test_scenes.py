@@ -1,4 +1,4 @@
-"""pipelines.scenes: procedural videos whose ground truth holds in the decoded frames."""
+"""pipelines.procedural.scenes: procedural videos whose ground truth holds in the decoded frames."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +11,7 @@ import pytest
 import webvtt
 from PIL import Image, UnidentifiedImageError
 
-from pipelines.scenes import (
+from pipelines.procedural.scenes import (
     STATUSES, TEST_MEDIA_KINDS, SceneSpec, draw_frame, generate_corpus, label_map,
     load_ground_truth, make_scene, render_scene, write_test_media, write_vtt,
 )

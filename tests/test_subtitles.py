@@ -1,4 +1,4 @@
-"""pipelines.subtitles: parsing through pysubs2, markup stripped, clip math, the Molmo 2 block."""
+"""pipelines.ingest.subtitles: parsing through pysubs2, markup stripped, clip math, the Molmo 2 block."""
 from __future__ import annotations
 
 import pickle
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.errors import InputError
-from pipelines.subtitles import Cue, clip_cues, format_subtitle_block, parse_subtitles
+from pipelines.common.errors import InputError
+from pipelines.ingest.subtitles import Cue, clip_cues, format_subtitle_block, parse_subtitles
 from schemas.record_types import SubtitleCue
 
 VTT = """WEBVTT

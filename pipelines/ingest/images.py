@@ -22,8 +22,8 @@ from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipelines.dedupe import frame_phash
-from pipelines.errors import InputError
+from pipelines.ingest.dedupe import frame_phash
+from pipelines.common.errors import InputError
 
 __all__ = [
     "MIN_SIDE", "MAX_PIXELS", "JPEG_QUALITY", "MIN_SET_IMAGES", "MAX_SET_IMAGES",
@@ -57,7 +57,7 @@ class ImageResult:
     format: str
     """Pillow's name of the original format, e.g. ``"JPEG"``, ``"PNG"``, ``"WEBP"``."""
     phash: int
-    """64-bit perceptual hash (``pipelines.dedupe.frame_phash``) of the stored image."""
+    """64-bit perceptual hash (``pipelines.ingest.dedupe.frame_phash``) of the stored image."""
     data: bytes
     """The stored bytes: JPEG (quality 90), or PNG when the image has alpha; same input, same bytes."""
     ext: str

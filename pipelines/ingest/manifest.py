@@ -42,7 +42,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pipelines.errors import InputError
+from pipelines.common.errors import InputError
 from schemas.record_types import KEY_PATTERN
 
 __all__ = [

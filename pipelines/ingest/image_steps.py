@@ -1,10 +1,10 @@
 """Image sets for the multi-image datasets: the image branch of ``IngestVideos``.
 
 Manifest rows of kind ``image_set`` (2-5 images in one row) are one set each. Rows of kind
-``image`` are grouped by their ``group`` label (``pipelines.images.group_images``: sorted by
+``image`` are grouped by their ``group`` label (``pipelines.ingest.images.group_images``: sorted by
 input id, split into ceil(n/5) balanced sets of 2-5; a group of one image is a failure,
 ``singleton_group``). Each image is fetched like a video, then decoded, checked and re-encoded
-in the sandbox (``pipelines.images.inspect_image``); its stored bytes go to an image store on
+in the sandbox (``pipelines.ingest.images.inspect_image``); its stored bytes go to an image store on
 disk and only references travel on. Shapes:
 
     ManifestRow(image_set)            -> SetJob
@@ -21,9 +21,9 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipelines.config import IngestConfig
-from pipelines.errors import InputError
-from pipelines.ingest_steps import FAILED, FetchingDoFn, _row_json, failure_record, split_for
+from pipelines.ingest.config import IngestConfig
+from pipelines.common.errors import InputError
+from pipelines.ingest.steps import FAILED, FetchingDoFn, _row_json, failure_record, split_for
 from schemas.records import validate
 
 
@@ -49,7 +49,7 @@ def image_group_key(row):
 
 def set_jobs_from_group(element):
     """(group, rows) -> SetJob per balanced set | ``failed``: singleton leftovers."""
-    from pipelines.images import group_images
+    from pipelines.ingest.images import group_images
 
     _, rows = element
     rows = sorted(rows, key=lambda r: r.input_id)
@@ -66,8 +66,8 @@ def set_jobs_from_group(element):
 
 
 def inspect_image_file(path: str, name: str, max_side: int):
-    """Sandbox job: read a fetched image and inspect it (``pipelines.images.inspect_image``)."""
-    from pipelines.images import inspect_image
+    """Sandbox job: read a fetched image and inspect it (``pipelines.ingest.images.inspect_image``)."""
+    from pipelines.ingest.images import inspect_image
 
     return inspect_image(Path(path).read_bytes(), name, max_side)
 
@@ -97,12 +97,12 @@ class ProcessImageSetFn(FetchingDoFn):
         yield job.set_id, record, members, len(job.rows)
 
     def _build(self, job: SetJob):
-        from pipelines.images import dedupe_images_in_set
+        from pipelines.ingest.images import dedupe_images_in_set
 
         results, members = [], []
         for i, source in enumerate(job.images):
             fetched = self.fetcher.fetch(source, job.image_ids[i])
-            result = self.sandbox.call("pipelines.ingest_images:inspect_image_file", fetched.raw_path, source,
+            result = self.sandbox.call("pipelines.ingest.image_steps:inspect_image_file", fetched.raw_path, source,
                                        self.config.frames.max_side, input_name=source)
             results.append(result)
             store = Path(self.work_dir) / "images" / result.sha256[:2]

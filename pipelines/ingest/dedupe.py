@@ -38,8 +38,8 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import AsSingleton, TaggedOutput
 
-from pipelines.config import DedupeConfig
-from pipelines.phash import HASH_BITS, frame_phash, hamming  # noqa: F401 (re-exported)
+from pipelines.ingest.config import DedupeConfig
+from pipelines.ingest.phash import HASH_BITS, frame_phash, hamming  # noqa: F401 (re-exported)
 
 __all__ = [
     "HASH_BITS", "DedupeCandidate", "Duplicate", "DedupeVideos", "frame_phash", "hamming",

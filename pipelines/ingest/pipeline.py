@@ -40,10 +40,10 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.pvalue import AsSingleton
 
-from pipelines.config import IngestConfig
-from pipelines.dedupe import DedupeVideos
-from pipelines.errors import InputError
-from pipelines.ingest_steps import (
+from pipelines.ingest.config import IngestConfig
+from pipelines.ingest.dedupe import DedupeVideos
+from pipelines.common.errors import InputError
+from pipelines.ingest.steps import (
     FAILED, RECORD_TYPES, ProcessVideoFn, ReadManifestFn, WriteShardFn, clip_records, failure_record, video_record,
 )
 
@@ -63,7 +63,7 @@ def _candidate(item):
     """
     import hashlib
 
-    from pipelines.dedupe import DedupeCandidate
+    from pipelines.ingest.dedupe import DedupeCandidate
 
     row, content = item.row, item.fetch.sha256
     if row.start != 0.0 or row.end is not None:
@@ -82,7 +82,7 @@ def _by_duplicate_id(duplicate):
 
 def _route_dedupe(element):
     """(input_id, {"video", "kept", "dup"}) -> kept VideoItem | "failed": duplicate record."""
-    from pipelines.ingest_steps import _row_json
+    from pipelines.ingest.steps import _row_json
 
     _, grouped = element
     (item,) = grouped["video"]
@@ -105,7 +105,7 @@ class _ClipsFn(beam.DoFn):
         self.config = config
 
     def process(self, item):
-        from pipelines.ingest_steps import _row_json
+        from pipelines.ingest.steps import _row_json
 
         try:
             refs = clip_records(item, self.config)
@@ -232,7 +232,7 @@ class IngestVideos(beam.PTransform):
         self.retry_failed = retry_failed
 
     def expand(self, manifests):
-        from pipelines.ingest_images import (
+        from pipelines.ingest.image_steps import (
             ProcessImageSetFn, image_group_key, set_job_from_row, set_jobs_from_group,
         )
 
@@ -371,7 +371,7 @@ def _write_json(path: Path, data) -> None:
 
 # ------------------------------------------------------------------ launcher
 def build_parser() -> argparse.ArgumentParser:
-    from pipelines.ingest_args import add_ingest_arguments
+    from pipelines.ingest.args import add_ingest_arguments
 
     return add_ingest_arguments(argparse.ArgumentParser(prog="molmo2-data ingest",
                                                         description=__doc__.split("\n\n")[0]))
@@ -402,7 +402,7 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None) -> di
     config = config or _config_from(args)
     if not Path(args.manifest).exists() and "://" not in args.manifest:
         raise FileNotFoundError(f"manifest {args.manifest} does not exist")
-    from pipelines.manifest import read_manifest
+    from pipelines.ingest.manifest import read_manifest
 
     read_manifest(args.manifest)  # an unreadable manifest is the run's error, said before Beam starts
     options = PipelineOptions(beam_args)
@@ -439,10 +439,10 @@ def print_summary(summary: dict, out: str, file=sys.stdout) -> None:
 
 def main(args: argparse.Namespace, extra: list[str]) -> int:
     """``molmo2-data ingest`` entry point (called by the command line)."""
-    from pipelines.ingest_args import to_argv
+    from pipelines.ingest.args import to_argv
 
     argv = to_argv(args) + list(extra)
-    from pipelines.config import ConfigError
+    from pipelines.ingest.config import ConfigError
 
     try:
         summary = run(argv)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from pipelines.errors import InputError
+from pipelines.common.errors import InputError
 
 __all__ = ["Cue", "SUBTITLE_FORMATS", "parse_subtitles", "clip_cues", "format_subtitle_block"]
 

@@ -12,7 +12,7 @@ Routing rule (``route``):
   directory -> ``not_regular_file``, before opening) and copied through fsspec in chunks.
 * Any other scheme fsspec knows (``gs://``, ``s3://``, ...) -> fsspec, chunked.
 
-Every remote download runs in a ``pipelines.sandbox.Sandbox`` child that is killed at the
+Every remote download runs in a ``pipelines.common.sandbox.Sandbox`` child that is killed at the
 ``timeout_s`` deadline (one limit per source, retries and back-off included), so a stalled or
 trickling server costs one input, never the run. Transient failures (5xx, 408, 429, time-outs,
 resets) are retried with exponential back-off; 404s, unsupported URLs and the like are not.
@@ -49,9 +49,9 @@ from typing import Any, Iterator
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from pipelines import fetch_web
-from pipelines.config import FetchConfig
-from pipelines.errors import InputError
+from pipelines.ingest import fetch_web
+from pipelines.ingest.config import FetchConfig
+from pipelines.common.errors import InputError
 
 __all__ = ["FetchResult", "Fetcher", "route"]
 
@@ -346,21 +346,21 @@ class Fetcher:
         raise AssertionError("unreachable")
 
     def _attempt(self, source: str, kind: str, how: str, work: str, limit_s: float) -> dict[str, Any]:
-        from pipelines.sandbox import Sandbox
+        from pipelines.common.sandbox import Sandbox
 
         if self._sandbox is None:
             self._sandbox = Sandbox(timeout_s=self.config.timeout_s, stage="fetch")
         cfg = self.config
         if how == "fsspec":
-            job, args = "pipelines.fetch_web:fsspec_copy", (source, work, cfg.max_bytes, cfg.rate_limit_bytes)
+            job, args = "pipelines.ingest.fetch_web:fsspec_copy", (source, work, cfg.max_bytes, cfg.rate_limit_bytes)
         elif kind == "subtitle":
-            job, args = "pipelines.fetch_web:http_get", (source, work, cfg.max_bytes, cfg.socket_timeout_s,
+            job, args = "pipelines.ingest.fetch_web:http_get", (source, work, cfg.max_bytes, cfg.socket_timeout_s,
                                                          cfg.rate_limit_bytes)
         else:
             import imageio_ffmpeg
 
             opts = fetch_web.ytdlp_options(cfg, work, imageio_ffmpeg.get_ffmpeg_exe())
-            job, args = "pipelines.fetch_web:ytdlp_download", (source, opts, cfg.max_bytes)
+            job, args = "pipelines.ingest.fetch_web:ytdlp_download", (source, opts, cfg.max_bytes)
         return self._sandbox.call(job, *args, input_name=source, timeout_s=limit_s)
 
     def _polite_pause(self) -> None:

@@ -1,4 +1,4 @@
-"""The steps (DoFns and small functions) that ``pipelines.ingest.IngestVideos`` chains.
+"""The steps (DoFns and small functions) that ``pipelines.ingest.pipeline.IngestVideos`` chains.
 
 Every element that crosses a step boundary is small metadata; frame bytes stay in the frame
 store on disk until the shard writer reads them. The shapes that flow:
@@ -20,8 +20,8 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipelines.config import IngestConfig
-from pipelines.errors import InputError
+from pipelines.ingest.config import IngestConfig
+from pipelines.common.errors import InputError
 from schemas.records import canonical_json, validate
 
 FAILED = "failed"
@@ -31,10 +31,10 @@ FAILED = "failed"
 class VideoItem:
     """A fetched, probed and decoded video (by reference)."""
 
-    row: object  # pipelines.manifest.ManifestRow
-    fetch: object  # pipelines.fetch.FetchResult
-    video: object  # pipelines.media.VideoOutput
-    cues: tuple | None  # pipelines.subtitles.Cue in file time, or None without subtitles
+    row: object  # pipelines.ingest.manifest.ManifestRow
+    fetch: object  # pipelines.ingest.fetch.FetchResult
+    video: object  # pipelines.ingest.media.VideoOutput
+    cues: tuple | None  # pipelines.ingest.subtitles.Cue in file time, or None without subtitles
 
 
 def failure_record(input_id: str, stage: str, error_type: str, message: str, row_json: str,
@@ -63,7 +63,7 @@ class ReadManifestFn(beam.DoFn):
         self.rows = Metrics.counter("ingest", "manifest_rows")
 
     def process(self, path):
-        from pipelines.manifest import ManifestFailure, read_manifest
+        from pipelines.ingest.manifest import ManifestFailure, read_manifest
 
         for item in read_manifest(path):
             self.rows.inc()
@@ -95,8 +95,8 @@ class FetchingDoFn(beam.DoFn):
     sandbox = None
 
     def setup(self):
-        from pipelines.fetch import Fetcher
-        from pipelines.sandbox import Sandbox
+        from pipelines.ingest.fetch import Fetcher
+        from pipelines.common.sandbox import Sandbox
 
         self.fetcher = Fetcher(self.config.fetch, os.path.join(self.work_dir, "raw"))
         self.sandbox = Sandbox(timeout_s=self.config.frames.decode_timeout_s, stage=self.sandbox_stage)
@@ -149,13 +149,13 @@ class ProcessVideoFn(FetchingDoFn):
         yield item
 
     def _process(self, row) -> VideoItem:
-        from pipelines.subtitles import parse_subtitles
+        from pipelines.ingest.subtitles import parse_subtitles
 
         source = row.url if row.url is not None else row.path
         fetched = self.fetcher.fetch(source, row.input_id, subtitle=row.subtitle)
         explicit = row.start != 0.0 or row.end is not None
         video = self.sandbox.call(
-            "pipelines.media:process_video", fetched.raw_path, fetched.sha256,
+            "pipelines.ingest.media:process_video", fetched.raw_path, fetched.sha256,
             row.start if explicit else None, row.end if explicit else None,
             self.config, os.path.join(self.work_dir, "frames"), name=source, input_name=source)
         cues = None
@@ -179,7 +179,7 @@ def clip_records(item: VideoItem, config: IngestConfig):
     Raises:
         InputError: a clip record that fails validation (reported against the video).
     """
-    from pipelines.subtitles import clip_cues
+    from pipelines.ingest.subtitles import clip_cues
 
     split = split_for(item.row, item.fetch.sha256, config.output.val_fraction)
     out = []

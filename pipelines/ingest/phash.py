@@ -1,8 +1,8 @@
 """Perceptual hashes of frames, without Apache Beam.
 
-The decoding sandbox (``pipelines.media``) hashes frames as it decodes them; importing Beam there
+The decoding sandbox (``pipelines.ingest.media``) hashes frames as it decodes them; importing Beam there
 would cost every sandbox child about 1.4 s and 125 MiB, so the hash lives here and
-``pipelines.dedupe`` re-exports it.
+``pipelines.ingest.dedupe`` re-exports it.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Per-video work of the ingest: probe, filter, cut clips, decode sampled frames to JPEG files.
 
-``process_video`` is what the ingest runs inside ``pipelines.sandbox`` (a child process with a
+``process_video`` is what the ingest runs inside ``pipelines.common.sandbox`` (a child process with a
 time limit) for one downloaded video. It returns only small, picklable metadata; the JPEG bytes
 go to a content-addressed frame store on disk, and later stages pass references to them, so frame
 bytes never travel through a Beam shuffle.
@@ -22,8 +22,8 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipelines.config import IngestConfig
-from pipelines.errors import InputError
+from pipelines.ingest.config import IngestConfig
+from pipelines.common.errors import InputError
 from schemas.sampling import sample_times
 
 __all__ = ["ClipOutput", "VideoOutput", "clip_bounds", "make_clip_id", "process_video", "clip_dir"]
@@ -122,7 +122,7 @@ def _write_cfr_mp4(raw_path: str, start: float, end: float, config: IngestConfig
     """Constant-frame-rate H.264 mp4 of the clip, starting at time 0; returns source indices."""
     import av
 
-    from pipelines.frames import decode_clip
+    from pipelines.ingest.frames import decode_clip
 
     fps = config.frames.cfr_fps
     n = max(1, int((end - start) * fps + 1e-6))
@@ -147,8 +147,8 @@ def _write_cfr_mp4(raw_path: str, start: float, end: float, config: IngestConfig
 def _decode_into(raw_path: str, clip_id: str, start: float, end: float, want_hash: list[int],
                  config: IngestConfig, frame_store: str) -> dict:
     """Decode one clip into its frame-store folder (atomically); return its meta."""
-    from pipelines.phash import frame_phash
-    from pipelines.frames import decode_clip, encode_jpeg
+    from pipelines.ingest.phash import frame_phash
+    from pipelines.ingest.frames import decode_clip, encode_jpeg
 
     final = clip_dir(frame_store, clip_id)
     if (final / META).is_file():
@@ -204,7 +204,7 @@ def process_video(raw_path: str, sha256: str, start: float | None, end: float | 
     Raises:
         InputError: probe/decode failures (``probe`` / ``decode`` stage) and filter rejections.
     """
-    from pipelines.frames import DecodeError, probe
+    from pipelines.ingest.frames import DecodeError, probe
 
     name = name or raw_path
     try:

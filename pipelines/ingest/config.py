@@ -1,6 +1,6 @@
 """Typed settings of the ingest pipeline: one dataclass per concern, validated on creation.
 
-``IngestConfig.from_yaml(path)`` reads ``pipelines/configs/ingest.yaml``-shaped files; unknown keys
+``IngestConfig.from_yaml(path)`` reads ``pipelines/ingest/configs/ingest.yaml``-shaped files; unknown keys
 are errors (a typo must not silently fall back to a default). No environment variable overrides a
 setting here; secrets (a cookies file for yt-dlp) are paths, never contents.
 """
@@ -224,7 +224,7 @@ class IngestConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "IngestConfig":
-        """Read a YAML config file (see ``pipelines/configs/ingest.yaml``)."""
+        """Read a YAML config file (see ``pipelines/ingest/configs/ingest.yaml``)."""
         import yaml
 
         try:

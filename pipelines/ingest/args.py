@@ -10,7 +10,7 @@ def add_ingest_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Declare ``--manifest``, ``--out`` and the ingest options on ``p``; returns ``p``."""
     p.add_argument("--manifest", required=True, help="JSONL, CSV or Parquet manifest (path or fsspec URL)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--config", help="YAML settings (every key: pipelines/configs/ingest.yaml)")
+    p.add_argument("--config", help="YAML settings (every key: pipelines/ingest/configs/ingest.yaml)")
     p.add_argument("--work-dir", help="raw store, frame store and failure memory (default: OUT/.work)")
     p.add_argument("--retry-failed", action="store_true", help="retry inputs that failed in an earlier run")
     p.add_argument("--window", type=float, help="cut fixed windows of at most this many seconds (e.g. 63)")

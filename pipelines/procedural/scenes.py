@@ -21,9 +21,9 @@ and belongs to a shape when its centre ``(i + 0.5, j + 0.5)`` lies inside it):
 
 Times are ``pts / ticks_per_second`` with integer pts (30000 ticks/s in mp4, 1000 in webm, the
 time base the muxer keeps), so variable-frame-rate scenes carry exact presentation times.
-Encoding lives in :mod:`pipelines.scene_media` (``render_scene``, ``write_vtt``,
+Encoding lives in :mod:`pipelines.procedural.scene_media` (``render_scene``, ``write_vtt``,
 ``generate_corpus``, ``write_test_media``); those names are also importable from here.
-The captions, QA pairs and subtitle cues are built by :mod:`pipelines.scene_text`.
+The captions, QA pairs and subtitle cues are built by :mod:`pipelines.procedural.scene_text`.
 """
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ import random
 
 import numpy as np
 
-from pipelines import scene_text
-from pipelines.scene_model import (
+from pipelines.procedural import scene_text
+from pipelines.procedural.scene_model import (
     BEHAVIORS, GT_SCHEMA, GT_VERSION, OCCLUDER_RGB, PALETTE, SHAPES, STATUSES, Cue, Event,
     FrameTruth, ObjectState, QAPair, Scene, SceneObject, SceneSpec, load_ground_truth,
 )
@@ -44,7 +44,7 @@ __all__ = [
     "PALETTE", "SHAPES", "BEHAVIORS", "STATUSES", "GT_SCHEMA", "GT_VERSION", "OCCLUDER_RGB",
     "SceneSpec", "SceneObject", "ObjectState", "FrameTruth", "Event", "QAPair", "Cue", "Scene",
     "make_scene", "draw_frame", "label_map", "load_ground_truth",
-    # re-exported lazily from pipelines.scene_media
+    # re-exported lazily from pipelines.procedural.scene_media
     "render_scene", "write_vtt", "generate_corpus", "SceneFiles", "write_test_media",
     "TEST_MEDIA_KINDS",
 ]
@@ -376,6 +376,6 @@ _MEDIA_NAMES = {"render_scene", "write_vtt", "generate_corpus", "SceneFiles", "w
 
 def __getattr__(name: str):  # PEP 562: the encoding half lives in scene_media (it imports us)
     if name in _MEDIA_NAMES:
-        from pipelines import scene_media
+        from pipelines.procedural import scene_media
         return getattr(scene_media, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """Record types of procedural test scenes: the spec, per-frame ground truth, and its JSON.
 
 One job: define what a scene's ground truth *is* (dataclasses, constants, the JSON form and how
-to read it back), with no generation logic; :mod:`pipelines.scenes` computes it and documents
+to read it back), with no generation logic; :mod:`pipelines.procedural.scenes` computes it and documents
 the geometry conventions (pixel grid, ``visible`` / ``occluded`` / ``out_of_frame``).
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Simulated annotators: Label Studio annotation results made from a procedural scene's ground truth.
 
-One job: given a :class:`pipelines.scenes.Scene` and the ``data`` of a task pushed by
+One job: given a :class:`pipelines.procedural.scenes.Scene` and the ``data`` of a task pushed by
 :mod:`annotation.push` (the contract of :mod:`annotation.tasks`), return the ``result`` list a
 careful human would submit with that kind's label config, in Label Studio's own shapes
 (``shared/reference/labelstudio.md``), ready for ``client.annotations.create(task_id, result=...)``.
@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Hashable, Mapping, Optional, Sequence
 
-from pipelines.scene_model import FrameTruth, ObjectState, Scene
+from pipelines.procedural.scene_model import FrameTruth, ObjectState, Scene
 
 __all__ = ["Perturbation", "GENERIC_LABELS", "STROKE_PX", "matching_objects", "point_frames", "track_frames",
            "video_point_result", "video_track_result", "multi_image_point_result", "ask_model_anything_result",

@@ -1,7 +1,7 @@
 """Write procedural scenes to disk: videos, subtitle tracks, corpora, and deliberately bad media.
 
-One job: turn :class:`pipelines.scenes.Scene` ground truth into files with PyAV (no system
-ffmpeg): ``render_scene`` encodes the exact frames of :func:`pipelines.scenes.draw_frame` with
+One job: turn :class:`pipelines.procedural.scenes.Scene` ground truth into files with PyAV (no system
+ffmpeg): ``render_scene`` encodes the exact frames of :func:`pipelines.procedural.scenes.draw_frame` with
 the scene's integer pts (so variable frame rate survives), ``write_vtt`` writes its cues,
 ``generate_corpus`` writes a varied, seeded set of videos with their ground truth JSON, and
 ``write_test_media`` makes the broken or unusual inputs later stages must cope with.
@@ -27,7 +27,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from pipelines.scenes import Scene, SceneSpec, draw_frame, make_scene
+from pipelines.procedural.scenes import Scene, SceneSpec, draw_frame, make_scene
 
 __all__ = ["render_scene", "encode_video_bytes", "write_vtt", "vtt_text", "generate_corpus",
            "SceneFiles", "write_test_media", "TEST_MEDIA_KINDS"]
@@ -155,7 +155,7 @@ class SceneFiles:
     subtitles: Path | None
     """The .vtt file, or None when the spec has ``subtitles=False``."""
     ground_truth: Path
-    """``Scene.to_json()`` text; read back with ``pipelines.scenes.load_ground_truth``."""
+    """``Scene.to_json()`` text; read back with ``pipelines.procedural.scenes.load_ground_truth``."""
     spec: SceneSpec
 
 

@@ -7,7 +7,7 @@ job's time limit. On a time-out the child is killed and the input fails with ``t
 child dies (segfault, out of memory) the input fails with ``crashed``; either way the next job
 starts a fresh child. Exceptions raised in the child come back and are re-raised in the parent.
 
-The child runs ``python -m pipelines.sandbox``; jobs name module-level functions by
+The child runs ``python -m pipelines.common.sandbox``; jobs name module-level functions by
 ``"package.module:function"`` so nothing but plain data is pickled. When the parent dies, the
 child reads end-of-file and exits, so no worker is left behind.
 """
@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any
 
-from pipelines.errors import InputError
+from pipelines.common.errors import InputError
 
 __all__ = ["Sandbox"]
 
@@ -54,7 +54,7 @@ class Sandbox:
 
     Args:
         timeout_s: default time limit of one job, in seconds.
-        stage: the failure stage reported on time-out or crash (see ``pipelines.errors``).
+        stage: the failure stage reported on time-out or crash (see ``pipelines.common.errors``).
     """
 
     def __init__(self, timeout_s: float = 120.0, stage: str = "decode"):
@@ -68,7 +68,7 @@ class Sandbox:
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         env.setdefault("OMP_NUM_THREADS", "1")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.sandbox"],
+            [sys.executable, "-m", "pipelines.common.sandbox"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

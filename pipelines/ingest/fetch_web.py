@@ -1,8 +1,8 @@
 """Download jobs the fetch stage runs inside its sandbox child, and the errors they can end in.
 
 One job: bring one remote file into a private working folder, or fail with an ``InputError``
-whose slug says what happened. ``pipelines.fetch.Fetcher`` runs these functions in a
-``pipelines.sandbox.Sandbox`` child under a hard time limit (a stalled server costs one input,
+whose slug says what happened. ``pipelines.ingest.fetch.Fetcher`` runs these functions in a
+``pipelines.common.sandbox.Sandbox`` child under a hard time limit (a stalled server costs one input,
 not the run) and owns retries; so yt-dlp's own retry counters are 0 here and every attempt of one
 fetch reuses the same folder (yt-dlp resumes ``.part`` files with Range requests).
 
@@ -24,7 +24,7 @@ import time
 import urllib.parse
 from typing import Any
 
-from pipelines.errors import InputError
+from pipelines.common.errors import InputError
 
 __all__ = ["ytdlp_download", "http_get", "fsspec_copy", "is_transient", "ytdlp_options", "CHUNK"]
 

@@ -1,7 +1,7 @@
 """Templated text about a procedural scene: a caption, QA pairs and subtitle cues.
 
 One job: stand in for human-written text in demos and tests. Every sentence is derived from
-the scene's computed ground truth (frame states and events of :mod:`pipelines.scenes`), not
+the scene's computed ground truth (frame states and events of :mod:`pipelines.procedural.scenes`), not
 from what the scene generator planned, so each statement is true of the frames. Times are
 printed with one decimal ("1.5 s"); a question's answer and its three negatives never overlap.
 Randomness (which label to ask about, which wrong answers) comes from the scene's seed.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from pipelines.scene_model import PALETTE, SHAPES, Cue, QAPair, Scene
+from pipelines.procedural.scene_model import PALETTE, SHAPES, Cue, QAPair, Scene
 
 __all__ = ["describe", "region_name", "plural"]
 
