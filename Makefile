@@ -27,7 +27,7 @@ $(STAMP):
 	@touch $@
 
 $(LS_STAMP):
-	$(PYTHON) -m annotation.server install --venv $(LS_VENV)
+	$(PYTHON) -m molmo2_data annotate server install --venv $(LS_VENV)
 
 labelstudio: $(LS_STAMP)
 

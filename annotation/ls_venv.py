@@ -4,7 +4,7 @@ Label Studio pins Django 5.2, pyarrow 24, pytz 2022 and an exact label-studio-sd
 this project's stack, so the server runs from a venv of its own; the project's venv holds only
 ``label-studio-sdk``. The stamp ``{venv}/.installed-label-studio-{LABEL_STUDIO_VERSION}`` is written
 last, so an interrupted install is redone and a new pinned version reinstalls. ``make test`` builds
-it up front (``python -m annotation.server install``) so no test pays for it.
+it up front (``python -m molmo2_data annotate server install``) so no test pays for it.
 """
 from __future__ import annotations
 

@@ -39,11 +39,12 @@ from annotation.ls_venv import DEFAULT_VENV, LABEL_STUDIO_VERSION, STAMP_NAME, V
 
 __all__ = ["LABEL_STUDIO_VERSION", "DEFAULT_VENV", "STAMP_NAME", "HOST", "ServerError", "VenvError", "ServerInfo",
            "ServerStatus", "ensure_venv", "start", "stop", "status", "load_credentials", "client",
-           "add_server_arguments", "main_server", "TOKEN_ENV", "PASSWORD_ENV"]
+           "TOKEN_ENV", "PASSWORD_ENV", "DEFAULT_DATA_DIR", "START_TIMEOUT", "STOP_GRACE"]
 
 HOST = "127.0.0.1"
 STATE_FILE, LOG_FILE, LOCK_FILE = "server.json", "server.log", ".server.lock"
 LS_SUBDIR, MEDIA_SUBDIR = "label-studio", "media"
+DEFAULT_DATA_DIR = "labelstudio-data"
 START_TIMEOUT = 300.0  # first start migrates a new database: 40-90 s (more on a busy machine); a restart ~10 s
 STOP_GRACE = 10.0
 
@@ -405,68 +406,3 @@ def client(target: str | os.PathLike, token: str | None = None):
         url, stored = load_credentials(target)
         token = token or stored
     return LabelStudio(base_url=url, api_key=token)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Command line: ``molmo2-data annotate server start|stop|status|install`` (also ``python -m annotation.server``)
-
-DEFAULT_DATA_DIR = "labelstudio-data"
-
-
-def add_server_arguments(parser) -> None:
-    """Declare ``start|stop|status|install`` and their options on an argparse parser (stdlib only)."""
-    actions = parser.add_subparsers(dest="server_action", metavar="ACTION", required=True)
-    for name, help_text in (("start", "start Label Studio headless on 127.0.0.1 (installs it on first use)"),
-                            ("stop", "stop the server by its recorded pid"),
-                            ("status", "say whether the server runs and answers /health (exit 0 running, "
-                                       "1 unhealthy, 3 stopped)"),
-                            ("install", "install Label Studio into its own venv (idempotent)")):
-        p = actions.add_parser(name, help=help_text, description=help_text)
-        if name != "install":
-            p.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
-                           help="database, log, pid record and credentials (default: %(default)s)")
-        if name in ("start", "install"):
-            p.add_argument("--venv", default=str(DEFAULT_VENV), help="Label Studio's venv (default: %(default)s)")
-        if name == "start":
-            p.add_argument("--port", type=int, default=None, help="loopback port (default: a free one)")
-            p.add_argument("--media-root", default=None,
-                           help="document root for local-file serving (default: DATA_DIR/media)")
-            p.add_argument("--timeout", type=float, default=START_TIMEOUT,
-                           help="seconds to wait for /health (default: %(default)s)")
-        if name == "stop":
-            p.add_argument("--grace", type=float, default=STOP_GRACE,
-                           help="seconds between SIGTERM and SIGKILL (default: %(default)s)")
-
-
-def main_server(args, extra: list[str] | None = None) -> int:
-    """Run a parsed ``server`` action. Prints no secret; errors go to stderr with exit code 1."""
-    try:
-        if args.server_action == "install":
-            print(ensure_venv(args.venv))
-            return 0
-        if args.server_action == "start":
-            info = start(args.data_dir, port=args.port, venv_dir=args.venv, media_root=args.media_root,
-                         timeout=args.timeout)
-            where = ("from " + TOKEN_ENV if info.token_source == "env"
-                     else f"in {Path(info.data_dir) / 'credentials.json'} (mode 0600)")
-            print(f"{'already running' if info.reused else 'started'}: {info.url} (pid {info.pid})\n"
-                  f"data dir:   {info.data_dir}\nmedia root: {info.media_root}\nlog:        {info.log_path}\n"
-                  f"API token:  {where}")
-            return 0
-        if args.server_action == "stop":
-            print(stop(args.data_dir, grace=args.grace))
-            return 0
-        st = status(args.data_dir)
-        print(st.message)
-        return {"running": 0, "unhealthy": 1}.get(st.state, 3)
-    except (ServerError, VenvError, CredentialsError) as exc:
-        print(f"molmo2-data: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    import argparse
-
-    _parser = argparse.ArgumentParser(prog="python -m annotation.server", description=__doc__.splitlines()[0])
-    add_server_arguments(_parser)
-    sys.exit(main_server(_parser.parse_args()))

@@ -1,7 +1,9 @@
 """``molmo2-data annotate push|pull|normalize``: move tasks and labels between ingest and Label Studio.
 
-``push`` and ``pull`` talk to a running server (``annotate server start``); ``normalize`` reads
-only saved snapshots, so later stages rebuild with no server at all.
+``push`` and ``pull`` talk to a running server (``annotate server start``, declared in
+``annotate_server.py``); ``normalize`` reads only saved snapshots, so later stages rebuild with no
+server at all. Exit codes: 0 done; 2 a problem with the server, the token or the inputs (one line,
+no traceback).
 """
 from __future__ import annotations
 
@@ -15,7 +17,24 @@ from pathlib import Path
 DEFAULT_SNAPSHOTS = "labelstudio-snapshots"
 
 
-def add_arguments(annotate) -> None:
+def add_parser(commands) -> argparse.ArgumentParser:
+    """Declare ``annotate`` and its actions on the command line's sub-parsers (standard library only)."""
+    from molmo2_data.annotate_server import add_parser as add_server_parser
+
+    parser = commands.add_parser(
+        "annotate",
+        help="Label Studio: server, projects, push, pull, normalize",
+        description="Run a Label Studio server and move tasks and labels between it and this project.",
+    )
+    annotate = parser.add_subparsers(dest="annotate_command", metavar="ACTION", required=True)
+    add_server_parser(annotate)
+    _add_actions(annotate)
+    for name in ("push", "pull", "normalize"):
+        annotate.choices[name].set_defaults(handler=main)
+    return parser
+
+
+def _add_actions(annotate) -> None:
     """Declare push, pull and normalize on the ``annotate`` sub-parsers (standard library only)."""
     from annotation.tasks import KINDS
 
@@ -61,12 +80,13 @@ def add_arguments(annotate) -> None:
 
 
 def _client(args):
+    from annotation.credentials import TOKEN_ENV, CredentialsError
     from annotation.projects import connect
 
     if args.url:
-        token = os.environ.get("MOLMO2_LABELSTUDIO_TOKEN")
+        token = os.environ.get(TOKEN_ENV)
         if not token:
-            raise SystemExit("molmo2-data annotate: --url needs the token in MOLMO2_LABELSTUDIO_TOKEN")
+            raise CredentialsError(f"--url needs the API token in the {TOKEN_ENV} environment variable")
         return connect(args.url, token), None
     from annotation.server import load_credentials, status
 
@@ -109,7 +129,8 @@ def _pull(args) -> int:
     client, _ = _client(args)
     project = find_project(client, args.project)
     if project is None:
-        raise SystemExit(f"molmo2-data annotate pull: no project titled {args.project!r}")
+        print(f"molmo2-data annotate pull: no project titled {args.project!r}", file=sys.stderr)
+        return 2
     result = pull(client, project, args.snapshots)
     c = result.changes
     what = f"version {result.version} at {result.path}" if result.changed else "nothing changed; no new version"

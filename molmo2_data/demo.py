@@ -19,6 +19,26 @@ import json
 import sys
 from pathlib import Path
 
+__all__ = ["add_parser", "main"]
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    """Declare ``demo`` on the command line's sub-parsers (standard library only)."""
+    p = commands.add_parser(
+        "demo",
+        help="run the whole chain built so far on procedural videos",
+        description="Generate procedural videos with exact ground truth, then run every stage "
+        "built so far on them (sampling, decoding, validated clip records, checksummed shards) "
+        "and print where the outputs are. Exit code 1 when a check of the results fails.",
+    )
+    p.add_argument("--out", default="demo-out", help="output folder (default: %(default)s)")
+    p.add_argument("--videos", type=int, default=6, help="procedural videos to make (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the procedural corpus (default: %(default)s)")
+    p.add_argument("--no-labelstudio", action="store_true",
+                   help="skip the Label Studio server: use saved snapshots, or an offline simulated export")
+    p.set_defaults(handler=main)
+    return p
+
 
 def _manifest(out: Path, n: int, seed: int) -> tuple[Path, dict[str, Path]]:
     """Write the corpus and a manifest with good, bad and duplicate rows; return it and GT paths."""
@@ -78,7 +98,8 @@ def _grounding_examples(out: Path, truths: dict[str, Path]) -> list[dict]:
 
 def main(args: argparse.Namespace, extra: list[str]) -> int:
     """Run the demo into ``args.out``; returns 0 when every stage's checks held."""
-    from pipelines.ingest.pipeline import print_summary, run
+    from molmo2_data.ingest import print_summary
+    from pipelines.ingest.pipeline import run
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+__all__ = ["add_parser", "main"]
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    """Declare ``inspect`` on the command line's sub-parsers (standard library only)."""
+    p = commands.add_parser(
+        "inspect",
+        help="print what a shard (.tar) or table (.parquet) holds",
+        description="List the samples of a WebDataset shard or the rows of a Parquet table.",
+    )
+    p.add_argument("path", help="a .tar shard or a .parquet table")
+    p.add_argument("--limit", type=int, default=5, help="samples or rows to show (default: %(default)s)")
+    p.set_defaults(handler=main)
+    return p
 
 
 def _show_tar(path: Path, limit: int) -> None:
@@ -34,13 +50,16 @@ def _show_parquet(path: Path, limit: int) -> None:
 
 
 def main(args: argparse.Namespace, extra: list[str]) -> int:
+    """Show ``args.path``; returns 0, or 2 when it is not a readable shard or table."""
     path = Path(args.path)
     if not path.is_file():
-        raise SystemExit(f"molmo2-data inspect: {path} is not a file")
+        print(f"molmo2-data inspect: {path} is not a file", file=sys.stderr)
+        return 2
     if path.suffix == ".tar":
         _show_tar(path, args.limit)
     elif path.suffix == ".parquet":
         _show_parquet(path, args.limit)
     else:
-        raise SystemExit(f"molmo2-data inspect: {path}: expected a .tar shard or a .parquet table")
+        print(f"molmo2-data inspect: {path}: expected a .tar shard or a .parquet table", file=sys.stderr)
+        return 2
     return 0

@@ -56,8 +56,8 @@ def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "annotation.server", *args], cwd=ROOT, env=clean_environ(),
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "molmo2_data", "annotate", "server", *args], cwd=ROOT,
+                          env=clean_environ(), capture_output=True, text=True, timeout=120)
 
 
 def _fake_venv(tmp: Path, script: str) -> Path:

@@ -47,7 +47,7 @@ from schemas.record_types import KEY_PATTERN
 
 __all__ = [
     "KINDS", "SPLITS", "FORMATS", "ManifestRow", "ManifestFailure", "read_manifest", "parse_row",
-    "merge_image_group", "make_key", "manifest_format",
+    "merge_image_group", "make_key", "manifest_format", "ManifestError", "ManifestNotFoundError",
 ]
 
 KINDS = ("video", "image_set", "image")
@@ -60,6 +60,14 @@ _KNOWN = {"id", "url", "path", "subtitle", "start", "end", "split", "source", "l
           "images", "set_id", "image", "group"}
 _KEY_RE = re.compile(KEY_PATTERN)
 _MAX_KEY_LEN = 128
+
+
+class ManifestError(ValueError):
+    """The manifest as a whole cannot be read (not one row's fault): the run's input error."""
+
+
+class ManifestNotFoundError(ManifestError, FileNotFoundError):
+    """The manifest file does not exist."""
 
 
 def make_key(text: str) -> str:
@@ -336,7 +344,7 @@ def manifest_format(path: str) -> str:
     """The format of a manifest from its name: ``jsonl``, ``csv`` or ``parquet``.
 
     Raises:
-        ValueError: the extension is none of ``.jsonl``, ``.ndjson``, ``.csv``, ``.parquet``
+        ManifestError: the extension is none of ``.jsonl``, ``.ndjson``, ``.csv``, ``.parquet``
             (JSONL and CSV may also end in ``.gz``, ``.bz2`` or ``.xz``).
     """
     name = str(path).lower()
@@ -346,7 +354,7 @@ def manifest_format(path: str) -> str:
     for suffix, fmt in FORMATS.items():
         if name.endswith(suffix) and not (compressed and fmt == "parquet"):
             return fmt
-    raise ValueError(f"manifest {path}: cannot tell its format from the name; use .jsonl, .ndjson, .csv "
+    raise ManifestError(f"manifest {path}: cannot tell its format from the name; use .jsonl, .ndjson, .csv "
                      "or .parquet (JSONL/CSV may be .gz, .bz2 or .xz compressed)")
 
 
@@ -359,11 +367,11 @@ def _open(path: str, mode: str, **kwargs: Any) -> Any:  # an fsspec OpenFile (a 
 def _check_columns(path: str, columns: Iterable[str]) -> None:
     columns = list(columns)
     if not set(columns) & set(_LOCATION_FIELDS):
-        raise ValueError(f"manifest {path}: no {', '.join(map(repr, _LOCATION_FIELDS))} column "
+        raise ManifestError(f"manifest {path}: no {', '.join(map(repr, _LOCATION_FIELDS))} column "
                          f"(columns: {columns}); check the header and the delimiter")
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
-        raise ValueError(f"manifest {path}: duplicate column name(s) {duplicated}")
+        raise ManifestError(f"manifest {path}: duplicate column name(s) {duplicated}")
 
 
 def _raw_jsonl(path: str) -> Iterator[tuple[Any, InputError | None]]:
@@ -394,7 +402,7 @@ def _raw_csv(path: str) -> Iterator[tuple[Any, None]]:
             for row in reader:
                 yield row, None
         except (csv.Error, UnicodeDecodeError) as exc:
-            raise ValueError(f"manifest {path}: CSV error near line {reader.line_num}: {exc}") from None
+            raise ManifestError(f"manifest {path}: CSV error near line {reader.line_num}: {exc}") from None
 
 
 def _raw_parquet(path: str, batch_size: int) -> Iterator[tuple[Any, None]]:
@@ -412,17 +420,17 @@ def _check_readable(path: str, fmt: str) -> None:
 
     fs, local = fsspec.core.url_to_fs(path)
     if not fs.exists(local):
-        raise FileNotFoundError(f"manifest not found: {path}")
+        raise ManifestNotFoundError(f"manifest not found: {path}")
     if fs.isdir(local):
-        raise ValueError(f"manifest {path} is a directory, not a file")
+        raise ManifestError(f"manifest {path} is a directory, not a file")
     if fmt == "csv":
         with _open(path, "rt", encoding="utf-8-sig", newline="") as f:
             try:
                 header = next(csv.reader(f), None)
             except (csv.Error, UnicodeDecodeError) as exc:
-                raise ValueError(f"manifest {path}: cannot read the CSV header ({exc})") from None
+                raise ManifestError(f"manifest {path}: cannot read the CSV header ({exc})") from None
         if not header:
-            raise ValueError(f"manifest {path}: empty CSV file (a header row is required)")
+            raise ManifestError(f"manifest {path}: empty CSV file (a header row is required)")
         _check_columns(path, header)
     elif fmt == "parquet":
         import pyarrow as pa
@@ -432,7 +440,7 @@ def _check_readable(path: str, fmt: str) -> None:
             with _open(path, "rb") as f:
                 names = pq.ParquetFile(f).schema_arrow.names
         except (pa.ArrowException, OSError) as exc:
-            raise ValueError(f"manifest {path}: not a readable Parquet file ({exc})") from None
+            raise ManifestError(f"manifest {path}: not a readable Parquet file ({exc})") from None
         _check_columns(path, names)
 
 
@@ -453,15 +461,15 @@ def read_manifest(
         An iterator over the outcomes; the file is checked before this returns.
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: unknown format, or the file cannot be read as a whole (not Parquet, a CSV
+        ManifestNotFoundError: the file does not exist (a ``FileNotFoundError``).
+        ManifestError: unknown format, or the file cannot be read as a whole (not Parquet, a CSV
             without a header or without any of the url/path/images/image columns, a CSV syntax
             error while streaming).
     """
     path = str(path)
     fmt = manifest_format(path) if fmt is None else fmt
     if fmt not in ("jsonl", "csv", "parquet"):
-        raise ValueError(f"unknown manifest format {fmt!r}; known: jsonl, csv, parquet")
+        raise ManifestError(f"unknown manifest format {fmt!r}; known: jsonl, csv, parquet")
     _check_readable(path, fmt)
     if fmt == "jsonl":
         raws = _raw_jsonl(path)

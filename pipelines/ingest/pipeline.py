@@ -1,10 +1,11 @@
 """Ingest: a manifest of videos in, clean sampled clips out (Apache Beam).
 
-``IngestVideos`` is the composite transform; ``run(argv)`` parses options and runs it
-(``molmo2-data ingest --manifest M --out DIR [Beam options]``). Locally the runner is Beam's
-``FnApiRunner`` (in memory, or ``--direct_running_mode=multi_processing --direct_num_workers=N``);
-``--runner=DataflowRunner|SparkRunner|FlinkRunner`` with their usual options runs the same
-code elsewhere (worker code lives in this package; stage it with ``--setup_file ./setup.py``).
+``IngestVideos`` is the composite transform; ``run(argv)`` parses options and runs it (the
+command ``molmo2-data ingest --manifest M --out DIR [Beam options]`` is ``molmo2_data/ingest.py``).
+Locally the runner is Beam's ``FnApiRunner`` (in memory, or
+``--direct_running_mode=multi_processing --direct_num_workers=N``);
+``--runner=DataflowRunner|SparkRunner|FlinkRunner`` with their usual options runs the same code
+elsewhere (worker code lives in this package; stage it with ``--setup_file ./setup.py``).
 
 Outputs under ``--out``::
 
@@ -27,11 +28,9 @@ byte-identical outputs; ``--retry-failed`` retries the inputs that failed before
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -47,7 +46,7 @@ from pipelines.ingest.steps import (
     FAILED, RECORD_TYPES, ProcessVideoFn, ReadManifestFn, WriteShardFn, clip_records, failure_record, video_record,
 )
 
-__all__ = ["IngestVideos", "run", "main", "build_parser"]
+__all__ = ["IngestVideos", "run"]
 
 
 # ------------------------------------------------------------------ small module-level steps
@@ -370,13 +369,6 @@ def _write_json(path: Path, data) -> None:
 
 
 # ------------------------------------------------------------------ launcher
-def build_parser() -> argparse.ArgumentParser:
-    from pipelines.ingest.args import add_ingest_arguments
-
-    return add_ingest_arguments(argparse.ArgumentParser(prog="molmo2-data ingest",
-                                                        description=__doc__.split("\n\n")[0]))
-
-
 def _config_from(args) -> IngestConfig:
     config = IngestConfig.from_yaml(args.config) if args.config else IngestConfig()
     data = config.to_dict()
@@ -390,20 +382,34 @@ def _config_from(args) -> IngestConfig:
 def run(argv=None, test_pipeline=None, config: IngestConfig | None = None) -> dict:
     """Parse ``argv`` (ours + Beam's options) and run the ingest; return the summary.
 
+    The command itself (``molmo2-data ingest``: exit codes, the printed summary) is
+    ``molmo2_data/ingest.py``.
+
     Args:
-        argv: command-line arguments; unknown ones are Beam pipeline options.
+        argv: command-line arguments (``pipelines.ingest.args``); the others must be Beam
+            pipeline options.
         test_pipeline: a pipeline to build on instead of a new one (tests).
         config: settings to use instead of ``--config``.
 
     Returns:
         The summary dict (also in ``OUT/summary.json``), plus ``seconds`` and throughput figures.
+
+    Raises:
+        ConfigError: the settings are invalid (``--config``, ``--window``).
+        ManifestError: the manifest is missing or cannot be read as a whole (rows that make no
+            sense are failure records, not errors).
+        OptionError: an argument that is neither ours nor a Beam pipeline option (with the
+            nearest valid one), or a Beam option with an invalid value.
     """
-    args, beam_args = build_parser().parse_known_args(argv)
+    from pipelines.common.options import check_pipeline_options
+    from pipelines.ingest.args import parse_ingest_argv
+    from pipelines.ingest.manifest import ManifestNotFoundError, read_manifest
+
+    args, beam_args, own = parse_ingest_argv(argv)
+    check_pipeline_options(beam_args, own)
     config = config or _config_from(args)
     if not Path(args.manifest).exists() and "://" not in args.manifest:
-        raise FileNotFoundError(f"manifest {args.manifest} does not exist")
-    from pipelines.ingest.manifest import read_manifest
-
+        raise ManifestNotFoundError(f"manifest {args.manifest} does not exist")
     read_manifest(args.manifest)  # an unreadable manifest is the run's error, said before Beam starts
     options = PipelineOptions(beam_args)
     runner = options.view_as(StandardOptions).runner
@@ -422,37 +428,3 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None) -> di
     summary["clips_per_s"] = round(summary["clips"] / seconds, 3) if seconds else None
     summary["frames_per_s"] = round(summary["frames"] / seconds, 3) if seconds else None
     return summary
-
-
-def print_summary(summary: dict, out: str, file=sys.stdout) -> None:
-    o = summary["outcomes"]
-    print(f"ingest: {summary['rows']} rows -> {o['succeeded']} succeeded, {o['failed']} failed, "
-          f"{o['duplicate']} duplicate", file=file)
-    print(f"  {summary['clips']} clips, {summary['frames']} frames in {summary['shards']} shards "
-          f"({summary['shard_bytes'] / 1e6:.1f} MB) in {summary['seconds']:.1f} s "
-          f"({summary['clips_per_s']} clips/s, {summary['frames_per_s']} frames/s)", file=file)
-    for name, n in summary["errors"].items():
-        print(f"  {n:6d}  {name}", file=file)
-    print(f"  outputs: {out}/clips/, {out}/clips.parquet, {out}/failures.parquet, {out}/summary.json",
-          file=file)
-
-
-def main(args: argparse.Namespace, extra: list[str]) -> int:
-    """``molmo2-data ingest`` entry point (called by the command line)."""
-    from pipelines.ingest.args import to_argv
-
-    argv = to_argv(args) + list(extra)
-    from pipelines.ingest.config import ConfigError
-
-    try:
-        summary = run(argv)
-    except (FileNotFoundError, ConfigError) as exc:
-        print(f"molmo2-data ingest: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
-        if "manifest" not in str(exc).lower():
-            raise
-        print(f"molmo2-data ingest: {exc}", file=sys.stderr)
-        return 2
-    print_summary(summary, args.out)
-    return 0

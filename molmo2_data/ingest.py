@@ -1,0 +1,64 @@
+"""``molmo2-data ingest``: run the ingest pipeline from the command line and print its summary.
+
+The pipeline itself is ``pipelines.ingest.pipeline`` (``IngestVideos``, ``run``); this module only
+declares the command, maps the run's input errors to exit code 2 and prints what the user needs.
+Imports nothing heavy at module level (the command line builds ``--help`` from it).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["add_parser", "main", "print_summary"]
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    """Declare ``ingest`` on the command line's sub-parsers (standard library only)."""
+    from pipelines.ingest.args import add_ingest_arguments
+
+    p = commands.add_parser(
+        "ingest",
+        help="download, probe, filter, dedupe, clip and sample videos (Apache Beam)",
+        description="Run the ingest pipeline. Other arguments must be Apache Beam pipeline options "
+        "(e.g. --runner, --direct_running_mode=multi_processing --direct_num_workers=4); an option "
+        "neither knows is refused. Exit codes: 0 the run finished (failed inputs are failure records, "
+        "not errors), 1 the run itself failed, 2 a bad option, config or manifest.",
+    )
+    add_ingest_arguments(p)
+    p.set_defaults(handler=main, passthrough=True)
+    return p
+
+
+def print_summary(summary: dict, out: str, file=sys.stdout) -> None:
+    """Print a run's summary (``OUT/summary.json`` plus timing) as a few lines for a person."""
+    o = summary["outcomes"]
+    print(f"ingest: {summary['rows']} rows -> {o['succeeded']} succeeded, {o['failed']} failed, "
+          f"{o['duplicate']} duplicate", file=file)
+    print(f"  {summary['clips']} clips, {summary['frames']} frames in {summary['shards']} shards "
+          f"({summary['shard_bytes'] / 1e6:.1f} MB) in {summary['seconds']:.1f} s "
+          f"({summary['clips_per_s']} clips/s, {summary['frames_per_s']} frames/s)", file=file)
+    for name, n in summary["errors"].items():
+        print(f"  {n:6d}  {name}", file=file)
+    print(f"  outputs: {out}/clips/, {out}/clips.parquet, {out}/failures.parquet, {out}/summary.json",
+          file=file)
+
+
+def main(args: argparse.Namespace, extra: list[str]) -> int:
+    """Run the ingest; returns the exit code (0 done, 2 a bad option, config or manifest).
+
+    A fault of the run itself (a bug, an unwritable output) is not caught here: it ends the
+    process with exit code 1.
+    """
+    from pipelines.common.options import OptionError
+    from pipelines.ingest.args import to_argv
+    from pipelines.ingest.config import ConfigError
+    from pipelines.ingest.manifest import ManifestError
+    from pipelines.ingest.pipeline import run
+
+    try:
+        summary = run(to_argv(args) + list(extra))
+    except (ConfigError, ManifestError, OptionError) as exc:
+        print(f"molmo2-data ingest: {exc}", file=sys.stderr)
+        return 2
+    print_summary(summary, args.out)
+    return 0
