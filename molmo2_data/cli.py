@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args, extra) or 0)
     except NotImplementedError as exc:
-        print(f"molmo2-data: {exc}", file=sys.stderr)
+        print(f"molmo2-data {args.command}: {exc}", file=sys.stderr)
         return 2
 
 

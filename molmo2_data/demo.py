@@ -19,7 +19,21 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["add_parser", "main"]
+__all__ = ["add_parser", "main", "CheckFailed", "check_equal"]
+
+
+class CheckFailed(Exception):
+    """A demo result differs from what the ground truth says it must be (``main`` exits 1)."""
+
+
+def check_equal(what: str, got, expected) -> None:
+    """Raise :class:`CheckFailed` naming ``what``, the expected and the actual value when they differ.
+
+    The demo checks its results with this, not ``assert`` (which ``python -O`` removes and which
+    ends in a traceback): a failed check prints what differs and the demo exits 1.
+    """
+    if got != expected:
+        raise CheckFailed(f"{what}: expected {expected!r}, got {got!r}")
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -82,13 +96,15 @@ def _grounding_examples(out: Path, truths: dict[str, Path]) -> list[dict]:
             times = sorted({t for t, _ in first.values()})
             points = [[xy for t2, xy in first.values() if t2 == t] for t in times]
             text = format_video_points(times, points, label, "point_then_count")
-            assert len(parse_points(text)) == len(first), "point text must parse back"
+            check_equal(f"{clip['key']} {label!r}: points parsed back from {text!r}",
+                        len(parse_points(text)), len(first))
             examples.append({"clip": clip["key"], "task": "video_point", "label": label, "text": text})
         tracks = [{"time": t, "points": {s.object_id: {"point": (s.x_norm, s.y_norm), "occluded": not s.visible}
                                          for s in st.objects if s.visible or s.status == "occluded"}}
                   for t, st in zip(clip["timestamps"], states)]
         text = format_video_tracks(tracks, "object")
-        assert len(parse_tracks(text)) == sum(1 for st in states for s in st.objects if s.visible)
+        check_equal(f"{clip['key']}: visible track points parsed back from the track text",
+                    len(parse_tracks(text)), sum(1 for st in states for s in st.objects if s.visible))
         examples.append({"clip": clip["key"], "task": "video_track", "label": "object", "text": text})
         examples.append({"clip": clip["key"], "task": "caption", "text": scene.caption})
     path = out / "grounding_examples.jsonl"
@@ -97,7 +113,16 @@ def _grounding_examples(out: Path, truths: dict[str, Path]) -> list[dict]:
 
 
 def main(args: argparse.Namespace, extra: list[str]) -> int:
-    """Run the demo into ``args.out``; returns 0 when every stage's checks held."""
+    """Run the demo into ``args.out``; returns 0 when every stage's checks held, 1 when one failed."""
+    try:
+        _run(args)
+    except CheckFailed as exc:
+        print(f"demo: a check failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
     from molmo2_data.ingest import print_summary
     from pipelines.ingest.pipeline import run
 
@@ -109,9 +134,8 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
     summary = run(["--manifest", str(manifest), "--out", str(out / "ingest"), "--cfr-mp4"])
     print_summary(summary, str(out / "ingest"))
     rows = sum(1 for _ in manifest.open())
-    if summary["rows"] != rows or sum(summary["outcomes"].values()) != rows:
-        print(f"demo: outcomes {summary['outcomes']} do not add up to {rows} manifest rows", file=sys.stderr)
-        return 1
+    check_equal("manifest rows read by ingest", summary["rows"], rows)
+    check_equal(f"outcomes {summary['outcomes']} added up", sum(summary["outcomes"].values()), rows)
     from molmo2_data.demo_annotate import run_annotation
 
     where = "offline (--no-labelstudio)" if args.no_labelstudio else "Label Studio on loopback"
@@ -128,4 +152,3 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
                 "grounding_examples.jsonl"):
         print(f"  {out / rel}")
     print(f"inspect a shard: molmo2-data inspect {out / 'ingest' / 'clips' / 'clips-000000.tar'}")
-    return 0

@@ -79,12 +79,32 @@ def _offline(out: Path, ingest: Path, items: dict, scenes: dict, snapshots: Path
         print(f"  {title}: no server; {len(tasks)} simulated annotations saved as snapshot {saved.version}")
 
 
+def count_mismatches(records: list[dict], known: dict[str, dict], scenes: dict) -> list[str]:
+    """VideoPoint records whose count differs from the ground truth: one line each, naming both."""
+    lines = []
+    for r in records:
+        clip = known[r["clip_id"]]
+        truth = scenes[clip["video_id"]]
+        expected = len({s.object_id for t in clip["timestamps"]
+                        for s in truth.ground_truth_at(clip["start"] + t).visible_objects if s.label == r["label"]})
+        if r["count"] != expected:
+            lines.append(f"{r['key']} ({r['label']!r} on clip {r['clip_id']}): count {r['count']}, "
+                         f"ground truth {expected}")
+    return lines
+
+
 def run_annotation(out: Path, ingest: Path, truths: dict[str, Path], use_labelstudio: bool) -> dict:
-    """Label, snapshot and normalize; return record counts. Raises AssertionError on a mismatch."""
+    """Label, snapshot and normalize; return record counts.
+
+    Raises:
+        CheckFailed: an annotation failed to normalize, or a record differs from the ground truth
+            (the message lists every difference).
+    """
     import pyarrow.parquet as pq
 
     from annotation.normalize import normalize_export
     from annotation.pull import load_snapshots
+    from molmo2_data.demo import CheckFailed
     from pipelines.procedural.scenes import load_ground_truth
     from schemas.arrow import to_table
 
@@ -98,23 +118,18 @@ def run_annotation(out: Path, ingest: Path, truths: dict[str, Path], use_labelst
     records_dir = out / "annotations"
     records_dir.mkdir(exist_ok=True)
     known = {c["key"]: c for c in clips}
-    counts = {}
+    counts, problems = {}, []
     for kind, title in PROJECTS.items():
         project = types.SimpleNamespace(title=title)
         result = normalize_export(load_snapshots(snapshots, project), known_clips=known)
-        if result.failures:
-            raise AssertionError(f"{title}: {len(result.failures)} annotation failures: {result.failure_counts()}")
+        problems += [f"{title}: {f['key']}: [{f['stage']}/{f['error_type']}] {f['message']}"
+                     for f in result.failures]
         for dataset, records in result.records.items():
             pq.write_table(to_table(dataset, records), records_dir / f"{dataset}.parquet")
             counts[dataset] = len(records)
             if dataset == "VideoPoint":
-                for r in records:
-                    clip = known[r["clip_id"]]
-                    truth = scenes[clip["video_id"]]
-                    expected = sum(
-                        1 for oid in {s.object_id for t in clip["timestamps"]
-                                      for s in truth.ground_truth_at(clip["start"] + t).visible_objects
-                                      if s.label == r["label"]})
-                    if r["count"] != expected:
-                        raise AssertionError(f"{r['key']}: count {r['count']} != ground truth {expected}")
+                problems += count_mismatches(records, known, scenes)
+    if problems:
+        shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise CheckFailed(f"{len(problems)} annotation result(s) differ from the ground truth:\n  {shown}")
     return counts

@@ -1,37 +1,46 @@
 """The commands of steps not built yet: each is declared (so ``--help`` lists it) and exits 2.
 
-Running one raises ``NotImplementedError`` naming the step that brings it; the command line
-prints that one line and exits 2.
+Running one, with any arguments, raises ``NotImplementedError("not built yet: arrives with
+[n/9] ...")``; the command line prints that one line and exits 2.
 """
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["COMMANDS", "add_parsers"]
+__all__ = ["STEPS", "COMMANDS", "add_parsers"]
+
+# The steps still to come, as the README's status table names them.
+STEPS = {
+    "publish": "[6/9] publish versioned datasets",
+    "train": "[7/9] the bundled trainer",
+    "synth": "[8/9] synthetic generators",
+}
 
 # command -> (help, the step that brings it)
 COMMANDS = {
-    "synth": ("synthetic QA generators: CapQA, SubtitleQA, SynMultiImageQA", "[4/7] synthetic generators"),
-    "build": ("merge assets, annotations and synthetic data into versioned shards",
-              "[5/7] shards: merge, validate, publish"),
-    "verify": ("check a published version's checksums, counts and schemas", "[5/7] shards: merge, validate, publish"),
-    "train": ("train Molmo 2 on published shards", "[6/7] training"),
-    "eval": ("evaluate a checkpoint on published shards", "[6/7] training"),
+    "publish": ("merge ingest outputs and records into a versioned, validated dataset", STEPS["publish"]),
+    "verify": ("check a published version's checksums and counts against its manifest", STEPS["publish"]),
+    "diff": ("samples added, removed and changed between two published versions", STEPS["publish"]),
+    "list": ("published datasets, versions, splits and counts", STEPS["publish"]),
+    "preview": ("a picture of a sample's frames with its points and tracks drawn", STEPS["publish"]),
+    "train": ("train Molmo 2 on published datasets", STEPS["train"]),
+    "eval": ("evaluate a checkpoint on published datasets", STEPS["train"]),
+    "export": ("export a trained checkpoint", STEPS["train"]),
+    "synth": ("synthetic QA generators: CapQA, SubtitleQA, SynMultiImageQA", STEPS["synth"]),
 }
 
 
 def _handler(name: str):
     def run(args: argparse.Namespace, extra: list[str]) -> int:
-        raise NotImplementedError(f"'molmo2-data {name}' is not built yet; it lands with issue {COMMANDS[name][1]}.")
+        raise NotImplementedError(f"not built yet: arrives with {COMMANDS[name][1]}")
 
     return run
 
 
-def add_parsers(commands, names=None) -> None:
-    """Declare the unbuilt commands (all, or ``names`` in that order) on the sub-parsers."""
-    for name in names or COMMANDS:
-        help_text, step = COMMANDS[name]
+def add_parsers(commands) -> None:
+    """Declare every unbuilt command on the command line's sub-parsers."""
+    for name, (help_text, step) in COMMANDS.items():
         p = commands.add_parser(name, help=f"{help_text} (not built yet: {step.split(' ', 1)[0]})",
                                 description=f"{help_text[0].upper()}{help_text[1:]}. Not built yet: "
                                             f"arrives with {step}.")
-        p.set_defaults(handler=_handler(name))
+        p.set_defaults(handler=_handler(name), passthrough=True)

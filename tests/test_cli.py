@@ -74,10 +74,21 @@ def test_print_config_is_the_shipped_defaults(capsys):
     assert "--print-config" in out and "pipelines/" not in out  # says how to use it, no repo path
 
 
-def test_unbuilt_command_names_the_issue(capsys):
-    assert cli.main(["train"]) == 2
-    err = capsys.readouterr().err
-    assert "not built yet" in err and "[6/7]" in err
+@pytest.mark.parametrize("argv, step", [(["publish", "--version", "1.0.0"], "[6/9]"), (["verify"], "[6/9]"),
+                                        (["diff", "a", "b"], "[6/9]"), (["list"], "[6/9]"), (["preview"], "[6/9]"),
+                                        (["train"], "[7/9]"), (["eval"], "[7/9]"), (["export"], "[7/9]"),
+                                        (["synth"], "[8/9]")])
+def test_unbuilt_command_names_its_step(argv, step, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"molmo2-data {argv[0]}: not built yet: arrives with {step} ")
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_build_is_now_publish():
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["build"])
+    assert exc.value.code == 2
 
 
 def test_unknown_arguments_rejected_where_not_passed_through(capsys):

@@ -76,3 +76,33 @@ def test_annotate_commands_say_what_is_missing(tmp_path):
     norm = subprocess.run(base + ["normalize", "--project", "p", "--snapshots", str(tmp_path / "none"),
                                   "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
     assert norm.returncode == 2 and "run a pull first" in norm.stderr and "Traceback" not in norm.stderr
+
+
+def test_a_count_that_differs_from_the_ground_truth_is_named(demo):
+    """The demo's checks are real: a VideoPoint count off by one is reported with both values."""
+    from molmo2_data.demo_annotate import count_mismatches
+    from pipelines.procedural.scenes import load_ground_truth
+
+    out, _ = demo
+    clips = {c["key"]: c for c in pq.read_table(out / "ingest" / "clips.parquet").to_pylist()}
+    scenes = {c["video_id"]: load_ground_truth((out / "inputs" / f"{c['video_id']}.json").read_text())
+              for c in clips.values()}
+    records = pq.read_table(out / "annotations" / "VideoPoint.parquet").to_pylist()
+    assert count_mismatches(records, clips, scenes) == []
+    records[1]["count"] += 1
+    (line,) = count_mismatches(records, clips, scenes)
+    assert line.startswith(records[1]["key"]) and f"count {records[1]['count']}, ground truth " \
+        f"{records[1]['count'] - 1}" in line
+
+
+def test_a_failed_demo_check_prints_what_differs_and_exits_1(tmp_path, monkeypatch, capsys):
+    from molmo2_data import cli
+
+    def short_run(argv):  # an ingest that lost a row: the demo must notice, not carry on
+        return {"rows": 5, "outcomes": {"succeeded": 4, "failed": 1, "duplicate": 0}, "errors": {}, "clips": 0,
+                "frames": 0, "shards": 0, "shard_bytes": 0, "seconds": 1.0, "clips_per_s": 0, "frames_per_s": 0}
+
+    monkeypatch.setattr("pipelines.ingest.pipeline.run", short_run)
+    assert cli.main(["demo", "--out", str(tmp_path / "d"), "--videos", "1", "--no-labelstudio"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "demo: a check failed: manifest rows read by ingest: expected 6, got 5"
