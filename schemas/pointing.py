@@ -425,8 +425,11 @@ def parse_tracks(text: str) -> list[TrackMark]:
     """Read every entry of every ``<tracks coords="...">`` element, in text order.
 
     Molmo v1 had no ``<tracks>`` element, so only html-v2 (and the tab-separated html-v1) coords
-    are read. Within one element a repeated ``(time, object_id)`` keeps its first position, as
-    the official reader does. Malformed groups and points are skipped.
+    are read. Every entry is kept, also when a group repeats a time or an ``(time, object_id)``
+    pair (``"0.2 1 612 964;0.2 2 403 253;0.2 1 634 1000 3 824 107"`` gives four entries, as the
+    official ``extract_multi_image_points`` does; its ``extract_tracks`` then drops the repeated
+    id): what to make of a duplicate is the metric's call (``schemas.metrics.score_track_text``
+    counts it as a prediction). Malformed groups and points are skipped.
 
     Args:
         text: a model answer or training target.
@@ -440,12 +443,8 @@ def parse_tracks(text: str) -> list[TrackMark]:
     """
     out: list[TrackMark] = []
     for _, attrs, label in _elements(text, ("tracks",)):
-        seen: set[tuple[float, int]] = set()
         for t, triples in _coord_groups(attrs.get("coords", "")):
-            for i, x, y in triples:
-                if (t, i) not in seen:
-                    seen.add((t, i))
-                    out.append(TrackMark(t, i, x, y, label, attrs.get("alt")))
+            out.extend(TrackMark(t, i, x, y, label, attrs.get("alt")) for i, x, y in triples)
     return out
 
 

@@ -284,8 +284,20 @@ def test_parsers_skip_malformed_groups_and_points():
         PointMark(1.0, 1, 0.1, 0.2, "", None),
         PointMark(2.0, 2, 0.3, 0.4, "", None),
     ]
-    assert parse_tracks('<tracks coords="0.5 1 100 100 1 200 200">t</tracks>') == [
-        TrackMark(0.5, 1, 0.1, 0.1, "t", None)
+    assert parse_tracks('<tracks coords="0.5 1 100 100 1 200 200">t</tracks>') == [  # a repeated id is kept
+        TrackMark(0.5, 1, 0.1, 0.1, "t", None), TrackMark(0.5, 1, 0.2, 0.2, "t", None)
+    ]
+
+
+def test_parsers_keep_every_point_when_a_group_repeats_a_timestamp():
+    # issue 8: the official parser (extract_multi_image_points) returns all four entries
+    coords = "0.2 1 612 964;0.2 2 403 253;0.2 1 634 1000 3 824 107"
+    assert parse_tracks(f'<tracks coords="{coords}">car</tracks>') == [
+        TrackMark(0.2, 1, 0.612, 0.964, "car", None), TrackMark(0.2, 2, 0.403, 0.253, "car", None),
+        TrackMark(0.2, 1, 0.634, 1.0, "car", None), TrackMark(0.2, 3, 0.824, 0.107, "car", None),
+    ]
+    assert [(p.group, p.point_id, p.x, p.y) for p in parse_points(f'<points coords="{coords}">car</points>')] == [
+        (0.2, 1, 0.612, 0.964), (0.2, 2, 0.403, 0.253), (0.2, 1, 0.634, 1.0), (0.2, 3, 0.824, 0.107),
     ]
 
 
