@@ -27,19 +27,30 @@ worst pair. Merging uses the first record (lowest annotation id) as reference: p
 objects matched by every other annotator are kept and averaged (times and image indices from
 the reference; an object visible to only some annotators on a frame keeps the mean of those);
 unmatched ones are dropped; text keeps the reference text when all are normalized-equal.
+
+The matching, track scores and text normalization are ``schemas.metrics`` (one definition, which
+the trainer's evaluation uses too); this module adds the thresholds, the decision and the merge.
 """
 from __future__ import annotations
 
 import copy
-import re
-import unicodedata
 import warnings
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+
+from schemas import metrics
+from schemas.metrics import (
+    PointScores,
+    match_objects,
+    match_points,
+    normalize_text,
+    point_scores,
+    token_f1,
+    track_array,
+)
 
 __all__ = ["AgreementConfig", "Agreement", "PointScores", "match_points", "point_scores", "track_scores",
            "normalize_text", "assess"]
@@ -104,70 +115,6 @@ class Agreement:
 # ----------------------------------------------------------------------------- points
 
 
-@dataclass(frozen=True)
-class PointScores:
-    """One-to-one point matching between A (reference) and B."""
-
-    matches: tuple[tuple[int, int], ...]
-    n_a: int
-    n_b: int
-
-    @property
-    def precision(self) -> float:
-        return len(self.matches) / self.n_b if self.n_b else 1.0
-
-    @property
-    def recall(self) -> float:
-        return len(self.matches) / self.n_a if self.n_a else 1.0
-
-    @property
-    def f1(self) -> float:
-        total = self.n_a + self.n_b
-        return 2.0 * len(self.matches) / total if total else 1.0
-
-    def figures(self) -> dict[str, float]:
-        return {"precision": self.precision, "recall": self.recall, "f1": self.f1,
-                "matches": float(len(self.matches)), "count_a": float(self.n_a), "count_b": float(self.n_b)}
-
-
-def match_points(a: Any, b: Any, max_distance: float, groups_a: Optional[Sequence[Any]] = None,
-                 groups_b: Optional[Sequence[Any]] = None) -> list[tuple[int, int]]:
-    """One-to-one matches between two point sets, most pairs within ``max_distance`` first.
-
-    Args:
-        a, b: arrays of shape (n, d) and (m, d) (same d), any real coordinates.
-        max_distance: largest Euclidean distance of a match (inclusive).
-        groups_a, groups_b: optional labels; points match only within the same label
-            (frame time, image index).
-
-    Returns:
-        Sorted ``(i, j)`` index pairs.
-    """
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.size == 0 or b.size == 0:
-        return []
-    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
-    dist = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2))
-    ok = dist <= max_distance
-    if groups_a is not None and groups_b is not None:
-        ok &= np.asarray(groups_a, dtype=object)[:, None] == np.asarray(groups_b, dtype=object)[None, :]
-    # a non-match costs more than every possible match together, so the count of matches wins
-    penalty = max_distance * (min(len(a), len(b)) + 1) + 1.0
-    rows, cols = linear_sum_assignment(np.where(ok, dist, penalty))
-    return sorted((int(i), int(j)) for i, j in zip(rows, cols) if ok[i, j])
-
-
-def point_scores(a: Any, b: Any, max_distance: float, groups_a: Optional[Sequence[Any]] = None,
-                 groups_b: Optional[Sequence[Any]] = None) -> PointScores:
-    """Precision, recall and F1 of B against A under ``match_points``.
-
-    Returns:
-        ``PointScores`` (both empty: everything 1.0).
-    """
-    matches = match_points(a, b, max_distance, groups_a, groups_b)
-    return PointScores(tuple(matches), len(np.asarray(a, dtype=float)), len(np.asarray(b, dtype=float)))
-
-
 def _point_view(dataset: str, record: dict, config: AgreementConfig) -> tuple[np.ndarray, Optional[list]]:
     pts = record["points"]
     if dataset == "MultiImagePoint":
@@ -206,72 +153,13 @@ def _merge_points(dataset: str, records: Sequence[dict], config: AgreementConfig
 # ----------------------------------------------------------------------------- tracks
 
 
-def _track_array(record: dict) -> np.ndarray:
-    """(objects, frames, 2) with NaN where the object is not visible."""
-    n = len(record["timestamps"])
-    arr = np.full((len(record["objects"]), n, 2), np.nan)
-    for i, obj in enumerate(record["objects"]):
-        for t, p in enumerate(obj["points"]):
-            if p is not None:
-                arr[i, t] = (p["x"], p["y"])
-    return arr
-
-
-def _match_objects(a: np.ndarray, b: np.ndarray, max_mean: float) -> tuple[list[tuple[int, int]], np.ndarray]:
-    mean = np.full((len(a), len(b)), np.inf)
-    for i in range(len(a)):
-        for j in range(len(b)):
-            both = ~np.isnan(a[i, :, 0]) & ~np.isnan(b[j, :, 0])
-            if both.any():
-                mean[i, j] = float(np.sqrt(((a[i, both] - b[j, both]) ** 2).sum(axis=1)).mean())
-    if not len(a) or not len(b):
-        return [], mean
-    ok = mean <= max_mean
-    rows, cols = linear_sum_assignment(np.where(ok, mean, max_mean * (min(len(a), len(b)) + 1) + 1.0))
-    return sorted((int(i), int(j)) for i, j in zip(rows, cols) if ok[i, j]), mean
-
-
 def track_scores(ra: dict, rb: dict, config: AgreementConfig = AgreementConfig()) -> dict[str, float]:
     """Per-frame F1, id switches and id consistency between two VideoTrack records.
 
-    Args:
-        ra, rb: VideoTrack record dicts with equal ``timestamps``.
-        config: distances.
-
-    Returns:
-        ``frame_f1``, ``id_switches``, ``id_consistency``, ``objects_a``, ``objects_b``,
-        ``matched_objects``, ``mean_distance`` (mean over matched objects; NaN when none).
-
-    Raises:
-        ValueError: the records have different timestamps.
+    ``schemas.metrics.track_scores`` with the config's distances (``track_point_distance``,
+    ``track_object_distance``); see there for the figures.
     """
-    if len(ra["timestamps"]) != len(rb["timestamps"]) or not np.allclose(ra["timestamps"], rb["timestamps"]):
-        raise ValueError("track agreement needs records on the same timestamps")
-    a, b = _track_array(ra), _track_array(rb)
-    objects, mean = _match_objects(a, b, config.track_object_distance)
-    pairs = set(objects)
-    matched = visible = consistent = 0
-    last_a: dict[int, int] = {}
-    last_b: dict[int, int] = {}
-    switches_a = switches_b = 0
-    for t in range(len(ra["timestamps"])):
-        ia = [i for i in range(len(a)) if not np.isnan(a[i, t, 0])]
-        ib = [j for j in range(len(b)) if not np.isnan(b[j, t, 0])]
-        visible += len(ia) + len(ib)
-        for p, q in match_points(a[ia, t] if ia else [], b[ib, t] if ib else [], config.track_point_distance):
-            i, j = ia[p], ib[q]
-            matched += 1
-            consistent += (i, j) in pairs
-            switches_a += last_a.get(i, j) != j
-            switches_b += last_b.get(j, i) != i
-            last_a[i], last_b[j] = j, i
-    return {
-        "frame_f1": 2.0 * matched / visible if visible else 1.0,
-        "id_switches": float(max(switches_a, switches_b)),
-        "id_consistency": consistent / matched if matched else 1.0,
-        "objects_a": float(len(a)), "objects_b": float(len(b)), "matched_objects": float(len(objects)),
-        "mean_distance": float(np.mean([mean[i, j] for i, j in objects])) if objects else float("nan"),
-    }
+    return metrics.track_scores(ra, rb, config.track_point_distance, config.track_object_distance)
 
 
 def _first_seen(obj: np.ndarray) -> tuple[int, float, float]:
@@ -283,9 +171,9 @@ def _first_seen(obj: np.ndarray) -> tuple[int, float, float]:
 
 
 def _merge_tracks(records: Sequence[dict], config: AgreementConfig, key: str) -> dict:
-    ref = _track_array(records[0])
-    others = [_track_array(r) for r in records[1:]]
-    partners = [dict(_match_objects(ref, o, config.track_object_distance)[0]) for o in others]
+    ref = track_array(records[0])
+    others = [track_array(r) for r in records[1:]]
+    partners = [dict(match_objects(ref, o, config.track_object_distance)[0]) for o in others]
     kept = []
     for i in range(len(ref)):
         if all(i in m for m in partners):
@@ -305,21 +193,6 @@ def _merge_tracks(records: Sequence[dict], config: AgreementConfig, key: str) ->
 # ----------------------------------------------------------------------------- text
 
 
-def normalize_text(text: str) -> str:
-    """NFKC, lowercase, punctuation removed, whitespace collapsed to single spaces, stripped."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def _token_f1(a: str, b: str) -> float:
-    ta, tb = normalize_text(a).split(), normalize_text(b).split()
-    if not ta and not tb:
-        return 1.0
-    common = sum(min(ta.count(w), tb.count(w)) for w in set(ta))
-    return 2.0 * common / (len(ta) + len(tb))
-
-
 _TEXT_FIELDS = {"AskModelAnything": ("question", "answer"), "Cap": ("clip_caption",)}
 
 
@@ -328,7 +201,7 @@ def _text_pair(dataset: str, ra: dict, rb: dict) -> dict[str, float]:
     return {
         "exact": float(all(ra[f] == rb[f] for f in fields)),
         "normalized": float(all(normalize_text(ra[f]) == normalize_text(rb[f]) for f in fields)),
-        "token_f1": min(_token_f1(ra[f], rb[f]) for f in fields),
+        "token_f1": min(token_f1(ra[f], rb[f]) for f in fields),
     }
 
 

@@ -25,26 +25,25 @@ class name for a shape nobody foresaw. One bad task or annotation never stops th
 Record keys: ``{task key}-a{annotation id}`` for one annotator's record, ``{task key}-merged``
 for a consensus, where the task key is ``data.task_key`` made key-safe (characters outside
 ``[A-Za-z0-9_-]`` become ``_``, and then a short hash of the original is appended).
-VideoTrack records hold every mp4 frame; ``resample_track`` picks the Molmo 2 sample times.
+VideoTrack records hold every mp4 frame; ``resample_track`` (``schemas.tracks``) picks the Molmo 2
+sample times.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
-from bisect import bisect_right
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 from annotation.agreement import Agreement, AgreementConfig, assess
 from annotation.ls_records import KIND_DATASET, VIDEO_KINDS, TaskInfo, build_record
 from annotation.ls_results import ExportProblem, require
 from schemas.records import RecordValidationError, validate
-from schemas.sampling import DEFAULT_MAX_FPS, DEFAULT_MAX_FRAMES, TIME_EPS, sample_times
+from schemas.tracks import resample_track
 
 __all__ = ["NormalizeConfig", "NormalizedExport", "ReviewItem", "ExportProblem", "normalize_export",
            "load_export", "record_key", "resample_track", "STAGE"]
@@ -356,43 +355,3 @@ def normalize_export(export: Export, known_clips: Optional[Union[set, frozenset,
         if good:
             _decide(run, info, task_key, base, good)
     return run.out
-
-
-def resample_track(record: dict, times: Optional[Sequence[float]] = None, max_frames: int = DEFAULT_MAX_FRAMES,
-                   max_fps: float = DEFAULT_MAX_FPS) -> dict:
-    """A VideoTrack record at other times: at each time, the frame displayed then.
-
-    The record (from ``normalize_export``) holds every mp4 frame; Molmo 2 trains on the clip's
-    sample times. The frame displayed at time t is the last frame whose time is <= t (within
-    ``schemas.sampling.TIME_EPS``); its points (None = occluded) are copied.
-
-    Args:
-        record: a VideoTrack record dict.
-        times: target times, strictly increasing, in clip seconds; default
-            ``sample_times(clip_end - clip_start, max_frames, max_fps)``.
-        max_frames, max_fps: sampling limits used for the default times.
-
-    Returns:
-        A new record dict (same key) with ``timestamps = times`` and each object's points
-        picked; objects not visible at any of the times are kept, all None.
-
-    Raises:
-        ValueError: a time before the first frame, or times not strictly increasing.
-    """
-    frames = list(record["timestamps"])
-    if times is None:
-        times = sample_times(record["clip_end"] - record["clip_start"], max_frames, max_fps)
-    times = [float(t) for t in times]
-    if any(b <= a for a, b in zip(times, times[1:])):
-        raise ValueError("resample times must be strictly increasing")
-    picks = []
-    for t in times:
-        i = bisect_right(frames, t + TIME_EPS) - 1
-        if i < 0:
-            raise ValueError(f"no frame is displayed at {t!r} s (first frame at {frames[0]!r} s)")
-        picks.append(i)
-    out = copy.deepcopy(record)
-    out["timestamps"] = times
-    for obj in out["objects"]:
-        obj["points"] = [copy.deepcopy(obj["points"][i]) for i in picks]
-    return out
