@@ -25,3 +25,12 @@ def labelstudio(tmp_path_factory):
     info = start_test_server(tmp, media_root=tmp / "media")
     yield info
     stop_test_server(info)
+
+
+@pytest.fixture(scope="session")
+def tiny_molmo2_processor():
+    """A tiny offline Molmo2Processor (tests/tiny_molmo2.py) carrying the shipped chat template."""
+    from schemas.chat import chat_template
+    from tests.tiny_molmo2 import build_processor
+
+    return build_processor(chat_template())

@@ -1,10 +1,11 @@
-"""Subtitle files to clean cues, cues to clip time, and cues to the Molmo 2 subtitle prompt block.
+"""Subtitle files to clean cues, and cues to clip time.
 
 Parsing is pysubs2's (WebVTT, SRT, ASS/SSA, TTML, SAMI); this module only decodes the bytes, checks
 that every timing line became a cue (pysubs2 skips or swallows unreadable ones silently), strips
 what markup pysubs2 leaves (VTT karaoke timestamps ``<00:00:01.500>``, HTML entities), collapses
 whitespace and drops empty, comment and drawing events. Cues come out sorted by (start, end);
 consecutive cues with the same text that touch or overlap (rolling captions) are merged into one.
+The Molmo 2 subtitle prompt block is ``schemas.chat.format_subtitle_block`` (re-exported here).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from pipelines.common.errors import InputError
+from schemas.chat import format_subtitle_block
 
 __all__ = ["Cue", "SUBTITLE_FORMATS", "parse_subtitles", "clip_cues", "format_subtitle_block"]
 
@@ -170,33 +172,3 @@ def clip_cues(cues: Sequence[Cue], clip_start: float, clip_end: float) -> list[C
             start = min(max(round(lo - clip_start, _TIME_DIGITS), 0.0), end)
             out.append(Cue(start, end, cue.text))
     return out
-
-
-def format_subtitle_block(cues: Sequence[Cue], frame_times: Sequence[float] | None = None,
-                          window_s: float = 0.0) -> str:
-    """The Molmo 2 subtitle block that follows the frames in the prompt.
-
-    Follows the Molmo 2 training code, ``TokenIndexingVideoPreprocessor.__call__`` in
-    ``olmo/preprocessing/video_preprocessor.py`` (read in the public fork tidalove/molmo2fish;
-    allenai/molmo2 itself was not in the code index): ``"subtitle\\n"`` then, per cue,
-    ``f"{start:.1f} - {end:.1f} {text}\\n"``, so every line, the last one included, ends with a
-    newline (molmo2-formats.md does not say so), and nothing at all when there are no cues; the
-    block's tokens come right after the last frame's. That code keeps cues in a dict keyed by
-    (start, end), so of two cues with the same times only the last survives; here both are kept.
-    With ``frame_times`` this applies that code's ``frame_N`` mode (its config default is
-    ``frame_1``): a cue is kept only when some frame time t has ``start <= t + N`` and
-    ``end >= t - N``; without, its ``all`` mode.
-
-    Args:
-        cues: clip-relative cues (``clip_cues``), in order.
-        frame_times: the sampled frame times of the clip; None keeps every cue.
-        window_s: the ``frame_N`` window in seconds (N), used with ``frame_times``.
-
-    Returns:
-        The block, or ``""`` when no cue is kept.
-    """
-    if frame_times is not None:
-        cues = [c for c in cues if any(c.start <= t + window_s and c.end >= t - window_s for t in frame_times)]
-    if not cues:
-        return ""
-    return "subtitle\n" + "".join(f"{c.start:.1f} - {c.end:.1f} {c.text}\n" for c in cues)
