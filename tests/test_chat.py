@@ -13,9 +13,8 @@ from typing import Optional
 import jinja2
 import pytest
 
-from schemas.chat import EXEMPT_STYLES, ROLE_ERROR, chat_template, render_chat
+from schemas.chat import EXEMPT_STYLES, ROLE_ERROR, chat_template, format_subtitle_block, render_chat
 from schemas.records import SubtitleCue
-from schemas.chat import format_subtitle_block
 
 V = {"type": "video"}
 I = {"type": "image"}  # noqa: E741
