@@ -39,9 +39,11 @@ the assistant header. A ``subtitle`` message after the first raises ``ValueError
 Deliberate differences from the released template, all on inputs it mishandles: ``style=None``
 means no style (transformers drops None-valued *message* keys but passes a block's
 ``"style": None`` through, which the released template would print as ``"None: "``); a
-non-string role, text or subtitle content, a content that is neither a string nor a list of
-blocks, and a block that is not a mapping raise ``ValueError`` instead of rendering Python
-reprs. ``schemas/templates/molmo2_chat_template.jinja`` is this layout as a chat template.
+non-string role, text or subtitle content, a missing content (the template would render an empty
+turn), a content that is neither a string nor a list of blocks, and a block that is not a
+mapping raise ``ValueError`` instead of rendering empty turns or Python reprs.
+``schemas/templates/molmo2_chat_template.jinja`` is this layout as a chat template (transformers
+itself refuses an empty conversation before rendering it).
 """
 from __future__ import annotations
 
