@@ -264,7 +264,8 @@ def test_windows_and_constant_frame_rate_mp4(tmp_path):
             assert index == truth.frame_index_at(clip["start"] + f / 10.0)
 
 
-@pytest.mark.parametrize("case", ["missing", "no_location_column", "unknown_config_key", "misspelled_beam_option"])
+@pytest.mark.parametrize("case", ["missing", "no_location_column", "unknown_config_key", "misspelled_beam_option",
+                                  "config_type"])
 def test_command_line_says_what_is_wrong_with_the_run(case, tmp_path):
     import subprocess
     import sys
@@ -280,11 +281,16 @@ def test_command_line_says_what_is_wrong_with_the_run(case, tmp_path):
     elif case == "misspelled_beam_option":
         manifest.write_text(json.dumps({"path": "x.mp4"}) + "\n")
         extra = ["--direct_running_mode=multi_processing", "--direct_num_worker=2"]
+    elif case == "config_type":
+        manifest.write_text(json.dumps({"path": "x.mp4"}) + "\n")
+        (tmp_path / "c.yaml").write_text("sampling:\n  max_frames: lots\n")
+        extra = ["--config", str(tmp_path / "c.yaml")]
     proc = subprocess.run([sys.executable, "-m", "molmo2_data", "ingest", "--manifest", str(manifest),
                            "--out", str(tmp_path / "out"), *extra], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("molmo2-data ingest: ") and "Traceback" not in proc.stderr
     assert {"missing": "does not exist", "no_location_column": "column", "unknown_config_key": "max_sid",
-            "misspelled_beam_option": "--direct_num_worker (did you mean --direct_num_workers?)"}[case] in last
+            "misspelled_beam_option": "--direct_num_worker (did you mean --direct_num_workers?)",
+            "config_type": "sampling.max_frames: expected an integer, got 'lots'"}[case] in last
     assert not (tmp_path / "out").exists()  # refused before anything ran

@@ -11,7 +11,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+import math
+import types
+import typing
+from typing import Any, ClassVar, Literal, Union
 
 __all__ = [
     "SamplingConfig",
@@ -23,6 +26,7 @@ __all__ = [
     "OutputConfig",
     "IngestConfig",
     "ConfigError",
+    "check_setting",
 ]
 
 
@@ -30,16 +34,121 @@ class ConfigError(ValueError):
     """A setting is missing, unknown or incompatible with another one."""
 
 
+def _show(value: Any) -> str:
+    """A setting's value as a YAML user wrote it: ``'lots'``, ``3``, ``true``, ``null``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+def _describe(annotation: Any) -> str:
+    """What a setting of this type must be, in words (``an integer``, ``a list of strings``...)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (Union, types.UnionType):
+        kinds = [_describe(a) for a in args if a is not type(None)]
+        return " or ".join(kinds + (["null"] if type(None) in args else []))
+    if origin is Literal:
+        return "one of " + ", ".join(_show(a) for a in args)
+    if origin in (tuple, list):
+        inner = _describe(args[0]) if args else "a value"
+        return "a list of " + {"a string": "strings", "an integer": "integers", "a number": "numbers"}.get(
+            inner, inner)
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def check_setting(path: str, value: Any, annotation: Any) -> Any:
+    """Check one setting against its declared type; return it normalized.
+
+    Integers are accepted where a number (``float``) is declared and become floats, so ``2`` and
+    ``2.0`` give one fingerprint; lists become tuples; ``true``/``false`` are never numbers.
+
+    Args:
+        path: the setting's name for messages, e.g. ``sampling.max_frames``.
+        value: the value as read (YAML, a dict, a keyword argument).
+        annotation: its type: ``int``, ``float``, ``bool``, ``str``, ``X | None``,
+            ``Literal[...]`` or ``tuple[X, ...]``.
+
+    Returns:
+        The value, normalized as above.
+
+    Raises:
+        ConfigError: ``"{path}: expected {what}, got {value}"``.
+    """
+    def wrong() -> ConfigError:
+        return ConfigError(f"{path}: expected {_describe(annotation)}, got {_show(value)}")
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return check_setting(path, value, option)
+            except ConfigError:
+                continue
+        raise wrong()
+    if origin is Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+        raise wrong()
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise wrong()
+        inner = args[0] if args else Any
+        return tuple(check_setting(f"{path}[{i}]", item, inner) for i, item in enumerate(value))
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise wrong()
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise wrong()
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
+            return float(value)
+        raise wrong()
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise wrong()
+    raise TypeError(f"{path}: check_setting does not know the type {annotation!r}")  # a bug here
+
+
+class _Section:
+    """Base of the config sections: every field is type-checked on creation, then ``_check``
+    (the section's own range and consistency rules) runs."""
+
+    SECTION: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = check_setting(f"{self.SECTION}.{f.name}", getattr(self, f.name), hints[f.name])
+            object.__setattr__(self, f.name, value)
+        self._check()
+
+    def _check(self) -> None:
+        """Section rules beyond types (override)."""
+
+
 @dataclass(frozen=True)
-class SamplingConfig:
+class SamplingConfig(_Section):
     """Molmo 2 frame sampling (``schemas.sampling.sample_times``)."""
+
+    SECTION: ClassVar[str] = "sampling"
 
     max_frames: int = 128
     """Most frames per clip (SFT 128; pretraining 16; long context 384)."""
     max_fps: float = 2.0
     """Most frames per second of clip time."""
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         if self.max_frames < 2:
             raise ConfigError(f"sampling.max_frames must be >= 2, got {self.max_frames}")
         if self.max_fps <= 0:
@@ -47,8 +156,10 @@ class SamplingConfig:
 
 
 @dataclass(frozen=True)
-class FramesConfig:
+class FramesConfig(_Section):
     """How sampled frames are stored."""
+
+    SECTION: ClassVar[str] = "frames"
 
     jpeg_quality: int = 90
     """JPEG quality of stored frames, 1-100."""
@@ -61,7 +172,7 @@ class FramesConfig:
     cfr_fps: float = 10.0
     """Frame rate of that mp4."""
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"frames.jpeg_quality must be in 1..100, got {self.jpeg_quality}")
         if self.max_side < 16:
@@ -71,8 +182,10 @@ class FramesConfig:
 
 
 @dataclass(frozen=True)
-class FilterConfig:
+class FilterConfig(_Section):
     """Inputs outside these bounds end as failures with the reason ``filtered``."""
+
+    SECTION: ClassVar[str] = "filters"
 
     min_duration: float = 0.5
     """Shortest video kept, seconds."""
@@ -81,7 +194,7 @@ class FilterConfig:
     min_side: int = 64
     """Smallest shorter side kept, pixels (after rotation)."""
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         if not 0 <= self.min_duration <= self.max_duration:
             raise ConfigError(
                 f"filters: need 0 <= min_duration <= max_duration, got {self.min_duration}, {self.max_duration}"
@@ -91,8 +204,10 @@ class FilterConfig:
 
 
 @dataclass(frozen=True)
-class DedupeConfig:
+class DedupeConfig(_Section):
     """Exact (sha256 of bytes) and near-duplicate (perceptual hash) removal."""
+
+    SECTION: ClassVar[str] = "dedupe"
 
     exact: bool = True
     """Drop byte-identical inputs."""
@@ -103,7 +218,7 @@ class DedupeConfig:
     hash_frames: int = 8
     """Frames per video, evenly spaced, that the perceptual hash is computed on."""
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         if not 0 <= self.near_duplicate_hamming <= 32:
             raise ConfigError(
                 f"dedupe.near_duplicate_hamming must be in 0..32, got {self.near_duplicate_hamming}"
@@ -113,8 +228,10 @@ class DedupeConfig:
 
 
 @dataclass(frozen=True)
-class FetchConfig:
+class FetchConfig(_Section):
     """Downloads: yt-dlp for web pages, fsspec for file/gs/s3/http paths."""
+
+    SECTION: ClassVar[str] = "fetch"
 
     max_height: int = 720
     """Highest video height yt-dlp may choose (mp4/h264 preferred)."""
@@ -137,36 +254,39 @@ class FetchConfig:
     max_bytes: int = 20 * 1024**3
     """Largest file accepted."""
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         if self.max_height < 64 or self.retries < 0 or self.timeout_s <= 0 or self.socket_timeout_s <= 0:
             raise ConfigError("fetch: max_height >= 64, retries >= 0 and timeouts > 0 are required")
-        object.__setattr__(self, "subtitle_langs", tuple(self.subtitle_langs))
 
 
 @dataclass(frozen=True)
-class ClipConfig:
+class ClipConfig(_Section):
     """How a video becomes clips."""
+
+    SECTION: ClassVar[str] = "clips"
 
     window_s: float | None = None
     """Cut fixed windows of at most this many seconds (e.g. 63 for pointing clips); None = one clip."""
     min_clip_s: float = 0.5
     """A trailing window shorter than this is dropped from the windowing (not an error)."""
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         if self.window_s is not None and self.window_s <= 0:
             raise ConfigError(f"clips.window_s must be > 0, got {self.window_s}")
 
 
 @dataclass(frozen=True)
-class OutputConfig:
+class OutputConfig(_Section):
     """Shard layout."""
+
+    SECTION: ClassVar[str] = "output"
 
     clips_per_shard: int = 256
     """Target clips per shard; the shard count is ceil(clips / clips_per_shard)."""
     val_fraction: float = 0.05
     """Share of sources (by hash of the kept source) put in the validation split."""
 
-    def __post_init__(self) -> None:
+    def _check(self) -> None:
         if self.clips_per_shard < 1:
             raise ConfigError(f"output.clips_per_shard must be >= 1, got {self.clips_per_shard}")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -197,21 +317,27 @@ class IngestConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def __post_init__(self) -> None:
+        for name, klass in _SECTIONS.items():
+            if not isinstance(getattr(self, name), klass):
+                raise ConfigError(f"{name}: expected a {klass.__name__}, got {getattr(self, name)!r}")
         if self.clips.window_s is not None and self.clips.window_s < self.clips.min_clip_s:
             raise ConfigError("clips.window_s must be >= clips.min_clip_s")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "IngestConfig":
         """Build from nested dicts (YAML); unknown sections or keys raise ConfigError."""
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError(f"a config must be a mapping of sections, got {_show(data)}")
         data = dict(data or {})
         unknown = sorted(set(data) - set(_SECTIONS))
         if unknown:
             raise ConfigError(f"unknown config section(s) {unknown}; known: {sorted(_SECTIONS)}")
         parts = {}
         for name, klass in _SECTIONS.items():
-            values = data.get(name) or {}
+            values = data.get(name)
+            values = {} if values is None else values
             if not isinstance(values, dict):
-                raise ConfigError(f"config section {name!r} must be a mapping, got {type(values).__name__}")
+                raise ConfigError(f"{name}: expected a mapping of settings, got {_show(values)}")
             known = {f.name for f in dataclasses.fields(klass)}
             bad = sorted(set(values) - known)
             if bad:
