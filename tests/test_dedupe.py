@@ -17,7 +17,7 @@ from PIL import Image
 from pipelines.ingest.config import DedupeConfig
 from pipelines.ingest.dedupe import (
     DedupeCandidate, DedupeVideos, Duplicate, _ComponentsFn, band_keys, band_widths, frame_phash,
-    hamming, hash_times, verified_edges, video_distance,
+    hamming, hash_times, preference, verified_edges, video_distance,
 )
 
 FRAMES = 4
@@ -42,8 +42,8 @@ def rand_hashes(rng: random.Random, frames: int = FRAMES) -> tuple[int, ...]:
     return tuple(rng.getrandbits(64) for _ in range(frames))
 
 
-def cand(input_id, rank, content, phashes=()):
-    return DedupeCandidate(input_id, rank, sha(content), tuple(phashes))
+def cand(input_id, rank, content, phashes=(), pixels=0, bitrate=0.0):
+    return DedupeCandidate(input_id, rank, sha(content), tuple(phashes), pixels, bitrate)
 
 
 def run_dedupe(candidates, config, label="Dedupe"):
@@ -55,7 +55,7 @@ def run_dedupe(candidates, config, label="Dedupe"):
 
 def reference(candidates, config):
     """Brute-force dedupe: what DedupeVideos must output (kept ids, Duplicate list)."""
-    order = lambda c: (c.rank, c.input_id)  # noqa: E731
+    order = lambda c: (-c.pixels, -c.bitrate, c.rank, c.input_id)  # noqa: E731  the rule, written out again
     dups, survivors = {}, []
     by_sha = {}
     for c in candidates:
@@ -201,7 +201,7 @@ def test_components_merge_is_order_independent():
     singles = [fn.add_input(fn.create_accumulator(), edge) for edge in edges]
     result = fn.extract_output(fn.merge_accumulators(singles))
     assert set(result) == {"n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n9", "n10"} - {
-        min(ids, key=lambda i: (nodes[int(i[1:])].rank, i)) for ids in
+        min(ids, key=lambda i: preference(nodes[int(i[1:])])) for ids in
         (["n0", "n1", "n2"], ["n3", "n4", "n5", "n6", "n7"], ["n9", "n10"])}
 
 
@@ -236,6 +236,44 @@ def test_exact_near_unrelated_and_unhashed():
     assert counters["kept"] == 3 and counters["near_skipped_no_phashes"] == 1
 
 
+def test_the_best_copy_is_kept_whatever_came_first():
+    """Resolution first, then bitrate, then rank and id: a small distorted copy listed first
+    (rank 0) loses to the original; of equal resolution the higher bitrate wins; a full tie is
+    broken by rank, then by id, in any input order."""
+    rng = random.Random(5)
+    base = rand_hashes(rng)
+    small = cand("small", 0, "small", flip(base, [1, 2]), pixels=240 * 180, bitrate=7e3 * 8 / 5)
+    thin = cand("thin", 1, "thin", flip(base, [3]), pixels=320 * 240, bitrate=1e5)
+    original = cand("original", 2, "original", base, pixels=320 * 240, bitrate=588e3 * 8 / 5)
+    exact_late = cand("b-copy", 9, "original", base, pixels=320 * 240, bitrate=588e3 * 8 / 5)
+    exact_tie = cand("a-copy", 9, "original", base, pixels=320 * 240, bitrate=588e3 * 8 / 5)
+    cands = [small, thin, original, exact_late, exact_tie]
+    config = DedupeConfig(hash_frames=FRAMES)
+    assert sorted(cands, key=preference)[0] is original
+    kept, dups = reference(cands, config)
+    assert [c.input_id for c in kept] == ["original"]
+    assert {d.input_id: (d.duplicate_of, d.kind) for d in dups} == {
+        "small": ("original", "near"), "thin": ("original", "near"),
+        "a-copy": ("original", "exact"), "b-copy": ("original", "exact")}
+    with BeamTestPipeline(runner=FnApiRunner()) as p:
+        for run in range(3):
+            shuffled = cands[:]
+            random.Random(run).shuffle(shuffled)
+            out = p | f"Create{run}" >> beam.Create(shuffled) | f"Dedupe{run}" >> DedupeVideos(config)
+            assert_that(out["kept"], equal_to(kept), label=f"Kept{run}")
+            assert_that(out["duplicates"], equal_to(dups), label=f"Duplicates{run}")
+    # among exact copies alone (same bytes, same quality): lowest rank, then smallest id
+    twins = [cand("z", 3, "same"), cand("y", 3, "same"), cand("x", 4, "same")]
+    assert sorted(twins, key=preference)[0].input_id == "y"
+
+
+def test_candidate_quality_is_validated():
+    with pytest.raises(ValueError, match="pixels"):
+        DedupeCandidate("a", 0, sha("a"), (), -1)
+    with pytest.raises(ValueError, match="bitrate"):
+        DedupeCandidate("a", 0, sha("a"), (), 10, float("nan"))
+
+
 def test_chain_collapses_into_one_component():
     rng = random.Random(2)
     a = rand_hashes(rng)
@@ -252,22 +290,28 @@ def test_chain_collapses_into_one_component():
 
 
 def random_population(seed: int, n: int = 60):
-    """Candidates with exact copies, near copies and chains among random videos."""
+    """Candidates with exact copies, near copies (of several sizes and bitrates, ties included)
+    and chains among random videos."""
     rng = random.Random(seed)
     cands = []
+
+    def quality():
+        return rng.choice((0, 320 * 240, 640 * 480)), rng.choice((0.0, 2e5, 1e6))
+
     for i in range(n):
         roll = rng.random()
         if cands and roll < 0.2:
             src = rng.choice(cands)
-            cands.append(DedupeCandidate(f"id-{i}-é", rng.randrange(20), src.sha256, src.phashes))
+            cands.append(DedupeCandidate(f"id-{i}-é", rng.randrange(20), src.sha256, src.phashes,
+                                         src.pixels, src.bitrate))
         elif cands and roll < 0.6:
             src = rng.choice([c for c in cands if c.phashes] or cands)
             bits = rng.sample(range(64), rng.randint(0, 9))
             cands.append(DedupeCandidate(f"id-{i}-é", rng.randrange(20), sha(f"c{i}"),
-                                         flip(src.phashes, bits) if src.phashes else ()))
+                                         flip(src.phashes, bits) if src.phashes else (), *quality()))
         else:
             hashes = rand_hashes(rng) if roll < 0.95 else ()
-            cands.append(DedupeCandidate(f"id-{i}-é", rng.randrange(20), sha(f"c{i}"), hashes))
+            cands.append(DedupeCandidate(f"id-{i}-é", rng.randrange(20), sha(f"c{i}"), hashes, *quality()))
     return cands
 
 

@@ -42,7 +42,7 @@ from pipelines.ingest.config import DedupeConfig
 from pipelines.ingest.phash import HASH_BITS, frame_phash, hamming  # noqa: F401 (re-exported)
 
 __all__ = [
-    "HASH_BITS", "DedupeCandidate", "Duplicate", "DedupeVideos", "frame_phash", "hamming",
+    "HASH_BITS", "DedupeCandidate", "Duplicate", "DedupeVideos", "frame_phash", "hamming", "preference",
     "video_distance", "hash_times", "band_widths", "band_keys", "verified_edges",
 ]
 
@@ -57,11 +57,16 @@ class DedupeCandidate:
     input_id: str
     """Unique id of the input (its manifest key)."""
     rank: int
-    """Preference: of two duplicates the lower rank is kept (the ingest uses the row number)."""
+    """Tie-break: of two duplicates of equal quality the lower rank is kept (the ingest uses the
+    row number), then the smaller ``input_id``."""
     sha256: str
     """SHA-256 of the file bytes, 64 lowercase hex digits."""
     phashes: tuple[int, ...] = ()
     """``hash_frames`` 64-bit frame hashes at ``hash_times``; empty when unavailable."""
+    pixels: int = 0
+    """Width x height of the video (display size): of two duplicates the larger is kept."""
+    bitrate: float = 0.0
+    """Bits per second of the file (size over duration): at equal resolution the higher is kept."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.input_id, str) or not self.input_id:
@@ -74,6 +79,11 @@ class DedupeCandidate:
         if any(not 0 <= h < 1 << HASH_BITS for h in phashes):
             raise ValueError(f"DedupeCandidate {self.input_id!r}: phashes must be 64-bit unsigned ints")
         object.__setattr__(self, "phashes", phashes)
+        if not isinstance(self.pixels, int) or isinstance(self.pixels, bool) or self.pixels < 0:
+            raise ValueError(f"DedupeCandidate {self.input_id!r}: pixels must be an int >= 0, got {self.pixels!r}")
+        if isinstance(self.bitrate, bool) or not isinstance(self.bitrate, (int, float)) or not self.bitrate >= 0:
+            raise ValueError(f"DedupeCandidate {self.input_id!r}: bitrate must be a number >= 0, got {self.bitrate!r}")
+        object.__setattr__(self, "bitrate", float(self.bitrate))
 
 
 @dataclass(frozen=True)
@@ -152,8 +162,14 @@ def band_keys(phashes: Sequence[int], threshold: int) -> list[tuple[int, int, in
     return keys
 
 
-def _order(c: DedupeCandidate) -> tuple[int, str]:
-    return (c.rank, c.input_id)
+def preference(c: DedupeCandidate) -> tuple[int, float, int, str]:
+    """Which copy a set of duplicates keeps: the smallest of these keys.
+
+    The best copy: the highest resolution (``pixels``), then the highest ``bitrate``, then the
+    lowest ``rank``, then the smallest ``input_id`` (so the choice never depends on the order in
+    which inputs arrive). Exact duplicates share their bytes, so for them rank and id decide.
+    """
+    return (-c.pixels, -c.bitrate, c.rank, c.input_id)
 
 
 def verified_edges(key: tuple[int, int, int], members: Iterable[DedupeCandidate],
@@ -169,9 +185,9 @@ def verified_edges(key: tuple[int, int, int], members: Iterable[DedupeCandidate]
         threshold: ``DedupeConfig.near_duplicate_hamming``.
 
     Returns:
-        ``(a, b)`` pairs with ``(a.rank, a.input_id) < (b.rank, b.input_id)``, sorted.
+        ``(a, b)`` pairs with ``preference(a) < preference(b)``, sorted.
     """
-    ordered = sorted(members, key=_order)
+    ordered = sorted(members, key=preference)
     if len(ordered) < 2:
         return []
     frames = len(ordered[0].phashes)
@@ -197,7 +213,7 @@ class _PickExactFn(beam.DoFn):
 
     def process(self, element):
         _, group = element
-        members = sorted(group, key=_order)
+        members = sorted(group, key=preference)
         yield members[0]
         for other in members[1:]:
             self.duplicates.inc()
@@ -244,8 +260,8 @@ class _ComponentsFn(beam.CombineFn):
     """Union-find over verified edges -> {input_id: (kept input_id, distance to it)}.
 
     The accumulator is ``(parent, nodes)``: ``parent`` maps an id to its parent id (roots map to
-    themselves) and every root is its component's minimum ``(rank, input_id)``; ``nodes`` maps an
-    id to its ``(rank, phashes)``. Only videos with an edge are held.
+    themselves) and every root is its component's minimum ``preference``; ``nodes`` maps an id to
+    its ``(preference, phashes)``. Only videos with an edge are held.
     """
 
     def create_accumulator(self):
@@ -264,16 +280,16 @@ class _ComponentsFn(beam.CombineFn):
         parent, nodes = acc
         ra, rb = self._find(parent, a), self._find(parent, b)
         if ra != rb:
-            if (nodes[rb][0], rb) < (nodes[ra][0], ra):
+            if nodes[rb][0] < nodes[ra][0]:
                 ra, rb = rb, ra
-            parent[rb] = ra  # the root stays the component's minimum (rank, input_id)
+            parent[rb] = ra  # the root stays the component's best copy (minimum preference)
 
     def add_input(self, acc, edge):
         parent, nodes = acc
         for c in edge:
             if c.input_id not in parent:
                 parent[c.input_id] = c.input_id
-                nodes[c.input_id] = (c.rank, c.phashes)
+                nodes[c.input_id] = (preference(c), c.phashes)
         self._union(acc, edge[0].input_id, edge[1].input_id)
         return acc
 
@@ -345,15 +361,18 @@ def _nothing(_element) -> tuple:
 class DedupeVideos(beam.PTransform):
     """Split candidates into ``kept`` and ``duplicates``; deterministic for any bundle order.
 
-    Exact (``config.exact``): candidates with one sha256 keep their minimum ``(rank, input_id)``;
-    the others are ``Duplicate(kind="exact", distance=0.0)`` of it.
+    Which copy is kept is ``preference``: the highest resolution, then the highest bitrate, then
+    the lowest rank, then the smallest id.
+
+    Exact (``config.exact``): candidates with one sha256 keep their best (``preference``); the
+    others are ``Duplicate(kind="exact", distance=0.0)`` of it.
 
     Near (``config.near``, on what the exact step kept): two videos are linked when
     ``video_distance <= config.near_duplicate_hamming``; candidates without phashes are never
     linked. Linking is made transitive: each connected component of the link graph keeps its
-    minimum ``(rank, input_id)`` and every other member is a ``Duplicate(kind="near")`` of it,
+    best copy (minimum ``preference``) and every other member is a ``Duplicate(kind="near")`` of it,
     with ``distance`` measured to that kept video. So a chain a~b~c where a and c are farther
-    apart than the threshold still collapses into one component (keeping a), and a member's
+    apart than the threshold still collapses into one component (keeping the best), and a member's
     distance to the kept one may exceed the threshold. This errs towards removing more: no pair
     within the threshold ever survives together, whatever the order of the input.
 

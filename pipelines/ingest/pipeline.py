@@ -58,17 +58,20 @@ def _candidate(item):
     """Dedupe by content: the file's bytes and, when the row cuts a clip, its window.
 
     Two rows asking for different windows of one file are different inputs; the same window of
-    the same bytes is an exact duplicate.
+    the same bytes is an exact duplicate. Of duplicates the best copy is kept (display
+    resolution, then the file's bitrate, then the row number: ``pipelines.ingest.dedupe.preference``).
     """
     import hashlib
 
     from pipelines.ingest.dedupe import DedupeCandidate
 
-    row, content = item.row, item.fetch.sha256
+    row, content, video = item.row, item.fetch.sha256, item.video
     if row.start != 0.0 or row.end is not None:
         content = hashlib.sha256(f"{content}|{row.start!r}|{row.end!r}".encode()).hexdigest()
+    bitrate = round(item.fetch.size * 8 / video.duration, 3) if video.duration > 0 else 0.0
     return DedupeCandidate(input_id=row.input_id, rank=row.row_number, sha256=content,
-                           phashes=tuple(item.video.phashes))
+                           phashes=tuple(video.phashes), pixels=int(video.width) * int(video.height),
+                           bitrate=bitrate)
 
 
 def _mark_kept(candidate):
