@@ -29,6 +29,29 @@ def add_parser(commands) -> argparse.ArgumentParser:
     return p
 
 
+_WORK = (("downloads", "downloads", "downloads"), ("clips", "decoded clips", "decoded clips"),
+         ("mp4s", "mp4s", "mp4s"), ("shards", "committed shards", "shards written"))
+
+
+def _rerun_lines(summary: dict) -> list[str]:
+    """What the run reused and made (when it reused anything), the failures it remembered from an
+    earlier run instead of retrying them, and the summary's warnings."""
+    lines = []
+    run = summary.get("this_run", {})
+    reused, made = run.get("reused"), run.get("made")
+    if reused and any(reused.values()):
+        lines.append("  reused (found already made, not made again): "
+                     + ", ".join(f"{reused[w]} {label}" for w, label, _ in _WORK if reused[w])
+                     + "; made: " + ", ".join(f"{made[w]} {label}" for w, _, label in _WORK))
+    remembered = run.get("remembered_failures", {})
+    if remembered.get("count"):
+        shown = ", ".join(f"{e['input_id']} ({e['error']})" for e in remembered["examples"])
+        more = remembered["count"] - len(remembered["examples"])
+        lines.append(f"  {remembered['count']} failure(s) remembered from an earlier run, not retried: {shown}"
+                     + (f" and {more} more" if more > 0 else "") + "; rerun with --retry-failed to retry them")
+    return lines + [f"  warning: {w}" for w in summary.get("warnings", [])]
+
+
 def print_summary(summary: dict, out: str, file=sys.stdout) -> None:
     """Print a run's summary (``OUT/summary.json`` plus timing) as a few lines for a person."""
     o = summary["outcomes"]
@@ -39,6 +62,8 @@ def print_summary(summary: dict, out: str, file=sys.stdout) -> None:
           f"({summary['clips_per_s']} clips/s, {summary['frames_per_s']} frames/s)", file=file)
     for name, n in summary["errors"].items():
         print(f"  {n:6d}  {name}", file=file)
+    for line in _rerun_lines(summary):
+        print(line, file=file)
     print(f"  outputs: {out}/clips/, {out}/clips.parquet, {out}/failures.parquet, {out}/summary.json",
           file=file)
 

@@ -14,6 +14,9 @@ History of record versions
   (PixMo, ``<point x="10.5" y="20.3">``) used; v2 stores them normalized to [0, 1] like every
   other record and like the html-v2 point text. The migration divides ``x`` and ``y`` by 100.
   Nothing else changed.
+* ``video`` v1 -> v2 and ``image_set`` v1 -> v2: an optional ``given_id`` (the id as written in
+  the manifest, which the key-safe ``key`` may differ from; also on each image of a set). v1
+  records did not keep it: it becomes None.
 """
 from __future__ import annotations
 
@@ -151,4 +154,21 @@ def _video_point_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
                 for axis in ("x", "y"):
                     if axis in point:
                         point[axis] = _percent_to_unit(point[axis])
+    return data
+
+
+@register_migration("video", 1)
+def _video_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """video v1 -> v2: ``given_id`` added (unknown for v1 records: None)."""
+    data.setdefault("given_id", None)
+    return data
+
+
+@register_migration("image_set", 1)
+def _image_set_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """image_set v1 -> v2: ``given_id`` added to the set and to each image (None for v1 records)."""
+    data.setdefault("given_id", None)
+    for image in data.get("images") or []:
+        if isinstance(image, dict):
+            image.setdefault("given_id", None)
     return data

@@ -184,6 +184,9 @@ class ImageInfo(Strict):
     """One image of an image set."""
 
     image_id: Key
+    given_id: Optional[str] = None
+    """The image row's id as written in the manifest, when one was given (``image_id`` is its
+    key-safe form); None otherwise."""
     uri: Text
     """URL or path of the image."""
     sha256: Sha256
@@ -195,6 +198,10 @@ class VideoAsset(Record):
     """A source video. ``key`` is the video id."""
 
     RECORD_NAME: ClassVar[str] = "video"
+    SCHEMA_VERSION: ClassVar[int] = 2
+    given_id: Optional[str] = None
+    """The id as written in the manifest, when one was given; ``key`` is its key-safe form
+    (``clip.01`` -> ``clip_01-<8 hex>``), equal to it when it already was a key."""
     uri: Text
     """Source URL or path."""
     sha256: Sha256
@@ -262,6 +269,10 @@ class ImageSet(Record):
     """A set of images used by the multi-image datasets. ``key`` is the set id."""
 
     RECORD_NAME: ClassVar[str] = "image_set"
+    SCHEMA_VERSION: ClassVar[int] = 2
+    given_id: Optional[str] = None
+    """The ``image_set`` row's id (or ``set_id``) as written in the manifest, when one was given;
+    ``key`` is its key-safe form. None for sets made of grouped images."""
     images: Annotated[list[ImageInfo], Field(min_length=1)]
     license: Text
     source: Text

@@ -17,6 +17,7 @@ from pipelines.ingest.images import (
     GroupedSet, ImageResult, Leftover, dedupe_images_in_set, group_images, inspect_image, set_id,
     split_sizes,
 )
+from pipelines.ingest.manifest import parse_row
 
 
 def encode(image: Image.Image, fmt: str, **params) -> bytes:
@@ -167,6 +168,42 @@ def test_group_images_example_with_non_ascii_ids_and_objects():
     error = leftovers[0].to_error()
     assert (error.stage, error.error_type) == ("image", "singleton_group") and "單" in error.message
     assert isinstance(sets[0], GroupedSet) and not isinstance(sets[0], ImageResult)
+
+
+@pytest.mark.parametrize("field", ["license", "source", "split"])
+def test_a_group_whose_rows_disagree_fails_whole_naming_field_and_values(field):
+    """No set is made of a group whose rows disagree on a field the set carries once; each of
+    its rows fails, naming the field and every value with the rows that gave it (a value given by
+    some rows only is a disagreement too). Other groups are unaffected."""
+    values = {"license": ("CC-BY-4.0", "MIT"), "source": ("flickr", "coco"), "split": ("train", "test")}[field]
+    rows = [parse_row({"id": f"a{i}", "image": f"a{i}.jpg", "group": "g.1", field: values[i % 2]}, i)
+            for i in range(4)]
+    rows.append(parse_row({"id": "a4", "image": "a4.jpg", "group": "g.1"}, 4))
+    rows += [parse_row({"id": f"b{i}", "image": f"b{i}.jpg", "group": "ok", field: values[0]}, 10 + i)
+             for i in range(2)]
+    sets, leftovers = group_images(rows)
+    assert [s.input_ids for s in sets] == [("b0", "b1")]
+    assert [left.input_id for left in leftovers] == ["a0", "a1", "a2", "a3", "a4"]
+    assert {left.error_type for left in leftovers} == {"conflicting_group_field"}
+    a, b = sorted(values)
+    for left in leftovers:
+        assert left.message.startswith(f"{left.input_id}: the rows of group 'g.1' disagree on {field!r}: ")
+        assert f"{a!r} ({', '.join(r.input_id for r in rows[:4] if getattr(r, field) == a)})" in left.message
+        assert f"{b!r} ({', '.join(r.input_id for r in rows[:4] if getattr(r, field) == b)})" in left.message
+        assert "not given (a4)" in left.message
+        assert left.row.input_id == left.input_id
+        assert (left.to_error().stage, left.to_error().error_type) == ("image", "conflicting_group_field")
+
+
+def test_a_group_agreeing_on_every_field_is_one_set_with_those_values():
+    rows = [parse_row({"id": f"c{i}", "image": f"c{i}.jpg", "group": "g", "license": "MIT", "split": "test"}, i)
+            for i in range(3)]
+    sets, leftovers = group_images(rows)
+    assert leftovers == [] and [s.input_ids for s in sets] == [("c0", "c1", "c2")]
+    several = [parse_row({"id": f"d{i}", "image": f"d{i}.jpg", "group": "g", "source": "x" if i else "y"}, i)
+               for i in range(7)]  # a group of 7 would be two sets: it still fails as one group
+    sets, leftovers = group_images(several)
+    assert sets == [] and len(leftovers) == 7 and "'x' (d1, d2, d3, d4, d5, d6) vs 'y' (d0)" in leftovers[0].message
 
 
 def test_group_images_rejects_caller_bugs():

@@ -68,3 +68,67 @@ def test_check_setting_enum_like_strings_and_lists():
     assert check_setting("x.sizes", [1, 2], tuple[int, ...]) == (1, 2)
     with pytest.raises(ConfigError, match=r"^x.sizes\[1\]: expected an integer, got true$"):
         check_setting("x.sizes", [1, True], tuple[int, ...])
+
+
+# ------------------------------------------------------------------ identity, render, neither
+VARIANTS = {  # a changed value for every setting
+    "sampling.max_frames": 64, "sampling.max_fps": 1.0, "clips.window_s": 30.0, "clips.min_clip_s": 12.0,
+    "frames.jpeg_quality": 50, "frames.max_side": 512, "frames.cfr_fps": 5.0,
+    "frames.write_cfr_mp4": True, "frames.decode_timeout_s": 10.0,
+    "filters.min_duration": 1.0, "filters.max_duration": 60.0, "filters.min_side": 32,
+    "dedupe.exact": False, "dedupe.near": False, "dedupe.near_duplicate_hamming": 3, "dedupe.hash_frames": 4,
+    "fetch.max_height": 360, "fetch.subtitle_langs": ("de",), "fetch.retries": 0, "fetch.backoff_s": 2.0,
+    "fetch.rate_limit_bytes": 1000, "fetch.sleep_between_s": 1.0, "fetch.timeout_s": 10.0,
+    "fetch.socket_timeout_s": 5.0, "fetch.cookies_file": "cookies.txt", "fetch.max_bytes": 1000,
+    "output.clips_per_shard": 2, "output.val_fraction": 0.5,
+}
+BASE = {"clips": {"window_s": 63.0}}
+
+
+def _with(name: str, value) -> IngestConfig:
+    section, key = name.split(".")
+    data = {k: dict(v) for k, v in BASE.items()}
+    data.setdefault(section, {})[key] = value
+    return IngestConfig.from_dict(data)
+
+
+def _ids(config: IngestConfig) -> list[str]:
+    """The clip ids of three videos (8 s, 100 s, 200 s) of some content under these settings."""
+    from pipelines.ingest.media import clip_bounds, make_clip_id
+
+    return [make_clip_id("ab" * 32, s, e, config) for duration in (8.0, 100.0, 200.0)
+            for s, e in clip_bounds(duration, None, None, config, "video")]
+
+
+def test_every_setting_has_a_role_and_renders_are_those_of_the_fingerprints():
+    from pipelines.ingest.config import SETTING_ROLES
+    from pipelines.ingest.media import MP4_SETTINGS, RENDER_SETTINGS
+
+    config = IngestConfig()
+    fields = {f"{s}.{f.name}" for s in config.to_dict() for f in dataclasses.fields(getattr(config, s))}
+    assert set(SETTING_ROLES) == fields == set(VARIANTS), "a new setting needs a role (and a variant here)"
+    assert {k for k, (role, _) in SETTING_ROLES.items() if role == "render"} == set(RENDER_SETTINGS) | set(MP4_SETTINGS)
+    assert {role for role, _ in SETTING_ROLES.values()} == {"identity", "render", "neither"}
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_only_identity_settings_change_clip_ids_and_only_render_settings_the_renderings(name):
+    from pipelines.ingest.config import SETTING_ROLES
+    from pipelines.ingest.media import mp4_fingerprint, render_fingerprint
+
+    base, changed = IngestConfig.from_dict(BASE), _with(name, VARIANTS[name])
+    role = SETTING_ROLES[name][0]
+    assert (_ids(changed) != _ids(base)) == (role == "identity")
+    renders = lambda c: (render_fingerprint(c), mp4_fingerprint(c))  # noqa: E731
+    assert (renders(changed) != renders(base)) == (role == "render")
+
+
+def test_sampling_settings_that_keep_the_times_keep_the_id():
+    from pipelines.ingest.media import make_clip_id
+
+    a = IngestConfig.from_dict({"sampling": {"max_frames": 128}})
+    b = IngestConfig.from_dict({"sampling": {"max_frames": 256}})
+    assert make_clip_id("cd" * 32, 0.0, 10.0, a) == make_clip_id("cd" * 32, 0.0, 10.0, b)  # 21 times either way
+    assert make_clip_id("cd" * 32, 0.0, 100.0, a) != make_clip_id("cd" * 32, 0.0, 100.0, b)  # 128 vs 201 times
+    assert make_clip_id("cd" * 32, 0.0, 10.0, a) != make_clip_id("cd" * 32, 0.0, 10.5, a)
+    assert make_clip_id("cd" * 32, 0.0, 10.0, a) != make_clip_id("ce" * 32, 0.0, 10.0, a)

@@ -163,9 +163,19 @@ def _launch(cmd: list[str], log: Path, kill_when=None, then_s: float = 0.0, labe
 
 # ------------------------------------------------------------------ what is compared
 def _outputs(out: Path) -> dict[str, bytes]:
-    """Every output file (not the .work folder) by path relative to ``out``."""
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and p.relative_to(out).parts[0] != ".work"}
+    """Every output file (not the .work folder) by path relative to ``out``; summary.json without
+    its ``this_run`` part (what that run reused, made and remembered, which a rerun must differ in)."""
+    found = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+             if p.is_file() and p.relative_to(out).parts[0] != ".work"}
+    if "summary.json" in found:
+        summary = json.loads(found["summary.json"])
+        summary.pop("this_run")
+        found["summary.json"] = json.dumps(summary, sort_keys=True).encode()
+    return found
+
+
+def _this_run(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())["this_run"]
 
 
 def _assert_same_outputs(out: Path, reference: dict[str, bytes]) -> None:
@@ -321,9 +331,16 @@ def test_retry_failed_reprocesses_just_the_failures(corpus, reference, tmp_path)
     _assert_same_outputs(out, first)
     _assert_untouched(shards, "committed shards")
     _assert_untouched(clips, "decoded clips")
+    this_run = _this_run(out)  # ... and says what it reused and which failure it remembered
+    assert this_run["reused"]["clips"] == 6 and this_run["made"]["clips"] == 0  # the copy's clip is good_2's
+    assert this_run["reused"]["shards"] == len(shards) // 2 and this_run["made"]["shards"] == 0
+    remembered = this_run["remembered_failures"]
+    assert {e["input_id"] for e in remembered["examples"]} == {"scene_0005", "not_a_video"}
+    assert "--retry-failed" in remembered["hint"]
 
     _launch(cmd + ["--retry-failed"], log)
     _assert_same_outputs(out, ref_files)
+    assert _this_run(out)["remembered_failures"]["count"] == 0
     _assert_untouched(clips, "decoded clips of the inputs that had succeeded")
     _assert_untouched(fetched, "downloads of the inputs that had succeeded")
     assert len(_decoded_clips(out)) == 6

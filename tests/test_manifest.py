@@ -20,7 +20,6 @@ from pipelines.ingest.manifest import (
     ManifestRow,
     make_key,
     manifest_format,
-    merge_image_group,
     parse_row,
     read_manifest,
 )
@@ -239,23 +238,6 @@ def test_large_parquet_streams_by_batches(tmp_path):
 def test_rows_and_failures_pickle():
     for outcome in (parse_row(GOOD_ROWS[0], 0), parse_row({"url": "x"}, 1)):
         assert pickle.loads(pickle.dumps(outcome)) == outcome
-
-
-def test_merge_image_group():
-    rows = [parse_row({"image": f"{i}.jpg", "group": "grp.1", "split": "train", "k": str(i)}, 10 - i)
-            for i in range(3)]
-    merged = merge_image_group("grp.1", rows)
-    assert merged.kind == "image_set" and merged.images == ("2.jpg", "1.jpg", "0.jpg")
-    assert merged.row_number == 8 and merged.split == "train" and merged.input_id == make_key("grp.1")
-    assert json.loads(merged.extra)["member_ids"] == [r.input_id for r in reversed(rows)]
-    assert parse_row(merged.to_manifest_dict(), 8) == merged
-    lonely = merge_image_group("g", [parse_row({"image": "a.jpg", "group": "g"}, 4)])
-    assert lonely.error_type == "bad_image_count" and lonely.message.startswith("group 'g' (rows 4)")
-    mixed = merge_image_group("g", [parse_row({"image": "a.jpg", "group": "g", "split": "train"}, 0),
-                                    parse_row({"image": "b.jpg", "group": "g", "split": "test"}, 1)])
-    assert mixed.error_type == "conflicting_group_field" and "'split'" in mixed.message
-    with pytest.raises(ValueError):
-        merge_image_group("other", rows)
 
 
 def test_manifest_format():

@@ -1,7 +1,10 @@
 """Typed settings of the ingest pipeline: one dataclass per concern, validated on creation.
 
 ``IngestConfig.from_yaml(path)`` reads ``pipelines/ingest/configs/ingest.yaml``-shaped files; unknown keys
-are errors (a typo must not silently fall back to a default). No environment variable overrides a
+are errors (a typo must not silently fall back to a default), and every value is type-checked
+(``check_setting``: ``sampling.max_frames: expected an integer, got 'lots'``).
+``SETTING_ROLES`` says of every setting whether it is part of a clip's identity (sampling,
+windows), of how its frames are rendered (JPEG quality, max side, mp4 frame rate) or neither. No environment variable overrides a
 setting here; secrets (a cookies file for yt-dlp) are paths, never contents.
 """
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = [
     "IngestConfig",
     "ConfigError",
     "check_setting",
+    "SETTING_ROLES",
 ]
 
 
@@ -293,6 +297,50 @@ class OutputConfig(_Section):
             raise ConfigError(f"output.val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
+IDENTITY, RENDER, NEITHER = "identity", "render", "neither"
+
+SETTING_ROLES: dict[str, tuple[str, str]] = {
+    # identity: changes what a clip is (its id, so Label Studio tasks keyed by it); render: changes
+    # how its frames look (a separate fingerprint decides reuse; ids stay); neither: changes
+    # neither (which inputs are kept, how they are fetched, where records go, time limits)
+    "sampling.max_frames": (IDENTITY, "through the sample times: only a change that changes them"),
+    "sampling.max_fps": (IDENTITY, "through the sample times: only a change that changes them"),
+    "clips.window_s": (IDENTITY, "through the clip windows"),
+    "clips.min_clip_s": (IDENTITY, "through the clip windows (whether a short last window is cut)"),
+    "frames.jpeg_quality": (RENDER, "frames re-rendered, ids kept"),
+    "frames.max_side": (RENDER, "frames and mp4s re-rendered, ids kept (labels are in normalized coordinates); "
+                                "also caps image-set images"),
+    "frames.cfr_fps": (RENDER, "mp4s re-made, ids and frames kept"),
+    "frames.write_cfr_mp4": (NEITHER, "adds mp4s to the clips of an earlier run, decoding no frame again"),
+    "frames.decode_timeout_s": (NEITHER, "a time limit"),
+    "filters.min_duration": (NEITHER, "which inputs are kept"),
+    "filters.max_duration": (NEITHER, "which inputs are kept"),
+    "filters.min_side": (NEITHER, "which inputs are kept"),
+    "dedupe.exact": (NEITHER, "which inputs are kept"),
+    "dedupe.near": (NEITHER, "which inputs are kept"),
+    "dedupe.near_duplicate_hamming": (NEITHER, "which inputs are kept"),
+    "dedupe.hash_frames": (NEITHER, "which inputs are kept; clips whose stored hashes miss the new positions "
+                                    "are decoded again, under the same ids"),
+    "fetch.max_height": (NEITHER, "how a web source is fetched; other bytes are another source"),
+    "fetch.subtitle_langs": (NEITHER, "which subtitles the clip records carry"),
+    "fetch.retries": (NEITHER, "how sources are fetched"),
+    "fetch.backoff_s": (NEITHER, "how sources are fetched"),
+    "fetch.rate_limit_bytes": (NEITHER, "how sources are fetched"),
+    "fetch.sleep_between_s": (NEITHER, "how sources are fetched"),
+    "fetch.timeout_s": (NEITHER, "a time limit"),
+    "fetch.socket_timeout_s": (NEITHER, "a time limit"),
+    "fetch.cookies_file": (NEITHER, "how sources are fetched"),
+    "fetch.max_bytes": (NEITHER, "which inputs are kept"),
+    "output.clips_per_shard": (NEITHER, "which shard a clip goes to"),
+    "output.val_fraction": (NEITHER, "which split a clip is in"),
+}
+"""Every ingest setting's role towards a clip's identity: ``(role, how)``. ``role`` is
+``identity`` (enters the clip id, ``pipelines.ingest.media.make_clip_id``), ``render`` (enters a
+render fingerprint, ``pipelines.ingest.media.RENDER_SETTINGS`` / ``MP4_SETTINGS``, deciding
+reuse of stored frames and mp4s but not ids) or ``neither``. A new setting must be added here
+(a test checks that every field is)."""
+
+
 _SECTIONS = {
     "sampling": SamplingConfig,
     "frames": FramesConfig,
@@ -364,9 +412,20 @@ class IngestConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def fingerprint(self, *sections: str) -> str:
-        """Short stable hash of the named sections (all if none), for ids and cache keys."""
+    def fingerprint(self, *names: str, extra: dict[str, Any] | None = None) -> str:
+        """Short stable hash of the named sections or settings (all if none), for cache keys.
+
+        Args:
+            names: sections (``"frames"``) or settings (``"frames.max_side"``).
+            extra: more JSON values to hash with them (e.g. a code version).
+
+        Returns:
+            16 hex digits.
+        """
         d = self.to_dict()
-        chosen = {k: d[k] for k in (sections or tuple(d))}
-        blob = json.dumps(chosen, sort_keys=True, separators=(",", ":")).encode()
+        chosen = {}
+        for name in names or tuple(d):
+            section, _, key = name.partition(".")
+            chosen[name] = d[section][key] if key else d[section]
+        blob = json.dumps([chosen, extra or {}], sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -2,15 +2,19 @@
 
 Manifest rows of kind ``image_set`` (2-5 images in one row) are one set each. Rows of kind
 ``image`` are grouped by their ``group`` label (``pipelines.ingest.images.group_images``: sorted by
-input id, split into ceil(n/5) balanced sets of 2-5; a group of one image is a failure,
-``singleton_group``). Each image is fetched like a video, then decoded, checked and re-encoded
-in the sandbox (``pipelines.ingest.images.inspect_image``); its stored bytes go to an image store on
-disk and only references travel on. Shapes:
+input id, split into ceil(n/5) balanced sets of 2-5; a group of one image fails as
+``singleton_group``, and every row of a group whose rows disagree on license, source or split
+fails as ``conflicting_group_field``). Each image is fetched like a video, then decoded, checked
+and re-encoded in the sandbox (``pipelines.ingest.images.inspect_image``); its stored bytes go to an
+image store on disk and only references travel on. A set that failed is remembered like a video
+(``pipelines.ingest.steps.FailureMemory``): a rerun replays its failures unless ``--retry-failed``.
+Shapes:
 
     ManifestRow(image_set)            -> SetJob
     (group, [ManifestRow(image)])     -> SetJob | "failed": failure dicts (leftovers)
     SetJob -> ProcessImageSetFn       -> (set_id, ImageSet record, [(member name, path)], n rows)
                                        | "failed": one failure dict per member row
+                                       | "remembered": those of them replayed from an earlier run
 """
 from __future__ import annotations
 
@@ -23,7 +27,9 @@ from apache_beam.metrics import Metrics
 
 from pipelines.ingest.config import IngestConfig
 from pipelines.common.errors import InputError
-from pipelines.ingest.steps import FAILED, FetchingDoFn, _row_json, failure_record, split_for
+from pipelines.ingest.steps import (
+    FAILED, FailureMemory, FetchingDoFn, _row_json, failure_record, remembered_outputs, split_for,
+)
 from schemas.records import validate
 
 
@@ -52,17 +58,12 @@ def set_jobs_from_group(element):
     from pipelines.ingest.images import group_images
 
     _, rows = element
-    rows = sorted(rows, key=lambda r: r.input_id)
-    sets, leftovers = group_images([{"input_id": r.input_id, "group": r.group, "image": r.images[0], "row": r}
-                                    for r in rows])
-    by_id = {r.input_id: r for r in rows}
+    sets, leftovers = group_images(rows)
     for s in sets:
-        members = tuple(by_id[i] for i in s.input_ids)
-        yield SetJob(set_id=s.set_id, images=s.images, rows=members, image_ids=s.input_ids)
+        yield SetJob(set_id=s.set_id, images=s.images, rows=s.rows, image_ids=s.input_ids)
     for left in leftovers:
-        row = by_id[left.input_id]
         yield beam.pvalue.TaggedOutput(FAILED, failure_record(
-            row.input_id, "image", left.error_type, left.message, _row_json(row)))
+            left.input_id, "image", left.error_type, left.message, _row_json(left.row)))
 
 
 def inspect_image_file(path: str, name: str, max_side: int):
@@ -73,26 +74,40 @@ def inspect_image_file(path: str, name: str, max_side: int):
 
 
 class ProcessImageSetFn(FetchingDoFn):
-    """SetJob -> (set_id, ImageSet record, members, rows) | ``failed`` for every member row."""
+    """SetJob -> (set_id, ImageSet record, members, rows) | ``failed`` for every member row.
+
+    A failed set is remembered (``FailureMemory``, keyed by its rows) so that a rerun replays its
+    failures, to ``failed`` and ``remembered``, unless ``retry_failed`` is set.
+    """
 
     sandbox_stage = "image"
 
-    def __init__(self, config: IngestConfig, work_dir: str):
+    def __init__(self, config: IngestConfig, work_dir: str, retry_failed: bool = False):
         self.config = config
         self.work_dir = work_dir
+        self.retry_failed = retry_failed
         self.ok = Metrics.counter("ingest", "image_sets")
         self.failed = Metrics.counter("ingest", "image_sets_failed")
 
     def process(self, job: SetJob):
+        memory = FailureMemory(self.work_dir)
+        remembered = None if self.retry_failed else memory.recall(job.rows)
+        if remembered is not None:
+            self.failed.inc()
+            yield from remembered_outputs(remembered)
+            return
         try:
             record, members = self._build(job)
         except InputError as exc:
             self.failed.inc()
-            for row in job.rows:
-                message = exc.message if len(job.rows) == 1 else f"set {job.set_id}: {exc.message}"
-                yield beam.pvalue.TaggedOutput(FAILED, failure_record(
-                    row.input_id, exc.stage, exc.error_type, message, _row_json(row)))
+            message = exc.message if len(job.rows) == 1 else f"set {job.set_id}: {exc.message}"
+            records = [failure_record(row.input_id, exc.stage, exc.error_type, message, _row_json(row))
+                       for row in job.rows]
+            memory.remember(job.rows, records)
+            for record in records:
+                yield beam.pvalue.TaggedOutput(FAILED, record)
             return
+        memory.forget(job.rows)
         self.ok.inc()
         yield job.set_id, record, members, len(job.rows)
 
@@ -101,7 +116,7 @@ class ProcessImageSetFn(FetchingDoFn):
 
         results, members = [], []
         for i, source in enumerate(job.images):
-            fetched = self.fetcher.fetch(source, job.image_ids[i])
+            fetched = self.fetch(source, job.image_ids[i])
             result = self.sandbox.call("pipelines.ingest.image_steps:inspect_image_file", fetched.raw_path, source,
                                        self.config.frames.max_side, input_name=source)
             results.append(result)
@@ -118,9 +133,11 @@ class ProcessImageSetFn(FetchingDoFn):
                 raise InputError("image", "duplicate_image",
                                  f"{job.images[i]} has the same bytes as {job.images[first]} in one set")
         row = job.rows[0]
+        grouped = row.kind == "image"  # one row per image, else one image_set row for all
         record = validate("image_set", {
-            "key": job.set_id,
-            "images": [{"image_id": job.image_ids[i], "uri": job.images[i], "sha256": r.sha256,
+            "key": job.set_id, "given_id": None if grouped else row.given_id,
+            "images": [{"image_id": job.image_ids[i], "given_id": job.rows[i].given_id if grouped else None,
+                        "uri": job.images[i], "sha256": r.sha256,
                         "width": r.width, "height": r.height} for i, r in enumerate(results)],
             "license": row.license or "unknown", "source": row.source or "unknown",
             "split": split_for(row, results[0].sha256, self.config.output.val_fraction),

@@ -7,7 +7,8 @@ share a ``group`` label (``group_images``), and flag byte-identical images withi
 
 Failures are ``InputError("image", <slug>, "<name>: <why>")`` with these slugs: ``empty``,
 ``not_an_image``, ``truncated``, ``corrupt``, ``too_many_pixels`` (decompression bombs),
-``too_small``; and ``singleton_group`` for a group label with only one image.
+``too_small``; and, for grouped single images, ``singleton_group`` (a group label with only one
+image) and ``conflicting_group_field`` (the group's rows disagree on license, source or split).
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from pipelines.common.errors import InputError
 
 __all__ = [
     "MIN_SIDE", "MAX_PIXELS", "JPEG_QUALITY", "MIN_SET_IMAGES", "MAX_SET_IMAGES",
-    "ImageResult", "GroupedSet", "Leftover", "inspect_image", "group_images", "split_sizes",
+    "ImageResult", "GroupedSet", "Leftover", "inspect_image", "group_images", "split_sizes", "GROUP_FIELDS",
+    "group_conflicts",
     "set_id", "dedupe_images_in_set",
 ]
 
@@ -173,7 +175,7 @@ class Leftover:
     input_id: str
     group: str
     error_type: str
-    """``"singleton_group"``."""
+    """``"singleton_group"`` or ``"conflicting_group_field"``."""
     message: str
     row: Any
 
@@ -195,6 +197,34 @@ def _image_of(row: Any) -> Any:
         if images is not None and len(images) == 1:
             image = images[0]
     return image
+
+
+GROUP_FIELDS = ("license", "source", "split")
+"""Fields an image set carries once for all its images: a group's rows must agree on them."""
+
+
+def group_conflicts(members: Sequence[Any]) -> str | None:
+    """What a group's rows disagree on, in words; None when they agree.
+
+    A field given by some rows and not by others is a disagreement too: the set would claim
+    for every image what only some rows said.
+
+    Args:
+        members: the group's rows (dicts or objects with ``input_id`` and the ``GROUP_FIELDS``).
+
+    Returns:
+        E.g. ``"'license': 'CC-BY-4.0' (a, b) vs 'MIT' (c); 'split': 'train' (a) vs not given (b, c)"``.
+    """
+    parts = []
+    for name in GROUP_FIELDS:
+        by_value: dict[Any, list[str]] = {}
+        for row in members:
+            by_value.setdefault(_field(row, name), []).append(_field(row, "input_id"))
+        if len(by_value) > 1:
+            shown = sorted(by_value.items(), key=lambda kv: (kv[0] is None, str(kv[0])))
+            parts.append(f"{name!r}: " + " vs ".join(
+                f"{'not given' if value is None else repr(value)} ({', '.join(sorted(ids))})" for value, ids in shown))
+    return "; ".join(parts) or None
 
 
 def split_sizes(n: int) -> list[int]:
@@ -237,8 +267,11 @@ def group_images(rows: Iterable[Any]) -> tuple[list[GroupedSet], list[Leftover]]
     Rule: within a group, rows are sorted by ``input_id``. A group of 2-5 rows is one set; a
     group of n > 5 rows is cut, in that order, into ``ceil(n / 5)`` consecutive sets of balanced
     sizes (``split_sizes``: 6 -> 3+3, 7 -> 4+3, 11 -> 4+4+3), so every set has 2-5 images and
-    every row is in exactly one set. The only leftover is a group with a single row: it becomes
-    a ``Leftover`` with error type ``singleton_group`` (it is never merged into another group).
+    every row is in exactly one set. Leftovers: a group with a single row becomes a ``Leftover``
+    with error type ``singleton_group`` (it is never merged into another group); a group whose
+    rows disagree on a ``GROUP_FIELDS`` value (license, source, split; given by some rows and not
+    by others counts) makes no set at all: each of its rows becomes a ``Leftover`` with error type
+    ``conflicting_group_field`` whose message names the fields and the differing values.
 
     Args:
         rows: the image rows, any order, with unique ``input_id``.
@@ -269,6 +302,15 @@ def group_images(rows: Iterable[Any]) -> tuple[list[GroupedSet], list[Leftover]]
             leftovers.append(Leftover(input_id, group, "singleton_group",
                                       f"{input_id}: the only image of group {group!r}; an image set "
                                       f"needs {MIN_SET_IMAGES} to {MAX_SET_IMAGES}", members[0]))
+            continue
+        conflicts = group_conflicts(members)
+        if conflicts is not None:
+            for member in members:
+                input_id = _field(member, "input_id")
+                leftovers.append(Leftover(input_id, group, "conflicting_group_field",
+                                          f"{input_id}: the rows of group {group!r} disagree on {conflicts}; "
+                                          f"an image set carries one license, source and split, so give "
+                                          f"them the same values or put them in different groups", member))
             continue
         start = 0
         for size in split_sizes(len(members)):

@@ -8,7 +8,8 @@ A manifest row names one input; its ``kind`` follows from the fields it gives:
 * ``image_set``: ``images``, a list of 2-5 distinct URLs/paths (in CSV a ``|``-separated string or
   a JSON list), optional ``set_id`` (an alias of ``id``).
 * ``image``: one ``image`` plus a ``group`` label. Image rows sharing a group form one image set
-  once the launcher has grouped them (``merge_image_group``; 2-5 images per group).
+  (``pipelines.ingest.images.group_images``: 2-5 images per set; a group whose rows disagree on
+  ``license``, ``source`` or ``split`` fails as ``conflicting_group_field``).
 
 Every kind takes optional ``id``, ``source``, ``license`` and ``split`` (train/validation/test);
 other columns are kept in ``extra`` as canonical JSON. Missing values, ``null``, NaN and blank
@@ -47,7 +48,7 @@ from schemas.record_types import KEY_PATTERN
 
 __all__ = [
     "KINDS", "SPLITS", "FORMATS", "ManifestRow", "ManifestFailure", "read_manifest", "parse_row",
-    "merge_image_group", "make_key", "manifest_format", "ManifestError", "ManifestNotFoundError",
+    "make_key", "manifest_format", "ManifestError", "ManifestNotFoundError",
 ]
 
 KINDS = ("video", "image_set", "image")
@@ -497,47 +498,3 @@ def _outcomes(raws: Iterator[tuple[Any, InputError | None]]) -> Iterator[Manifes
                 outcome = ManifestFailure(n, outcome.input_id, "duplicate_id", f"row {n}: {what} is already "
                                           f"used by row {first}", _canonical_raw(raw))
         yield outcome
-
-
-def merge_image_group(group: str, rows: Iterable[ManifestRow]) -> ManifestRow | ManifestFailure:
-    """Turn the ``image`` rows of one group (after a GroupByKey on ``row.group``) into one image set.
-
-    Args:
-        group: the group label.
-        rows: the group's ``image`` rows, any order (sorted by row number here).
-
-    Returns:
-        An ``image_set`` row (id: the group made key-safe; row number: the group's first row;
-        images in row order; ``extra`` lists the member ids and extras), or a failure:
-        ``bad_image_count`` (not 2-5 images), ``duplicate_image``, ``conflicting_group_field``
-        (members disagree on split/source/license), whose ``raw`` holds the group and its rows.
-
-    Raises:
-        ValueError: a row is not an ``image`` row of this group (a bug in the caller).
-    """
-    members = sorted(rows, key=lambda r: r.row_number)
-    if not members or any(r.kind != "image" or r.group != group for r in members):
-        raise ValueError(f"merge_image_group({group!r}): needs the image rows of that group")
-    numbers = ", ".join(str(r.row_number) for r in members)
-    images = tuple(r.images[0] for r in members)
-    raw = _canonical_raw({"group": group, "rows": [r.to_manifest_dict() for r in members]})
-
-    def fail(error_type: str, why: str) -> ManifestFailure:
-        return ManifestFailure(members[0].row_number, make_key(group), error_type,
-                               f"group {group!r} (rows {numbers}): {why}", raw)
-
-    if not MIN_SET_IMAGES <= len(images) <= MAX_SET_IMAGES:
-        return fail("bad_image_count", f"has {len(images)} image(s); an image set needs "
-                    f"{MIN_SET_IMAGES} to {MAX_SET_IMAGES}")
-    if len(set(images)) != len(images):
-        return fail("duplicate_image", "lists the same image twice")
-    fields: dict[str, Any] = {}
-    for name in ("split", "source", "license"):
-        values = sorted({getattr(r, name) for r in members} - {None})
-        if len(values) > 1:
-            return fail("conflicting_group_field", f"rows disagree on {name!r}: {values}")
-        fields[name] = values[0] if values else None
-    extra = {"member_ids": [r.input_id for r in members],
-             "member_extra": [json.loads(r.extra) for r in members]}
-    return ManifestRow(row_number=members[0].row_number, input_id=make_key(group), kind="image_set",
-                       images=images, extra=_canonical(extra), given_id=group, **fields)

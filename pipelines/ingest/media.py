@@ -5,12 +5,24 @@ time limit) for one downloaded video. It returns only small, picklable metadata;
 go to a content-addressed frame store on disk, and later stages pass references to them, so frame
 bytes never travel through a Beam shuffle.
 
-Frame store layout (one folder per clip, written to a temporary name and renamed when complete,
-so a folder that exists is whole and a rerun reuses it)::
+Identity and rendering are kept apart. A clip's id (``make_clip_id``) is what a label refers
+to: the source's bytes, the clip window and the sample times, nothing else; settings that only
+change how the frames look (``RENDER_SETTINGS``: JPEG quality, max side; labels are in
+normalized coordinates) or what else is made (the mp4) never change it, so Label Studio tasks
+keyed by clip id survive a rerun with other render settings or with ``--cfr-mp4``. The frame
+store keys each rendering by clip id and render fingerprint, and the mp4 separately, so a rerun
+that only adds mp4s decodes no frame again, and one with another JPEG quality keeps every id
+but renders anew. Which setting is which: ``pipelines.ingest.config.SETTING_ROLES``.
 
-    {frame_store}/{clip_id[:2]}/{clip_id}/{i:03d}.jpg      sampled frames, in time order
-    {frame_store}/{clip_id[:2]}/{clip_id}/meta.json        timestamps, indices, size, hashes
-    {frame_store}/{clip_id[:2]}/{clip_id}/clip.mp4         optional constant-frame-rate H.264
+Frame store layout (each folder written to a temporary name and renamed when complete, so a
+folder that exists is whole and a rerun reuses it)::
+
+    {frame_store}/{clip_id[:2]}/{clip_id}-{render}/{i:03d}.jpg   sampled frames, in time order
+    {frame_store}/{clip_id[:2]}/{clip_id}-{render}/meta.json     timestamps, indices, size, hashes
+    {frame_store}/{clip_id[:2]}/{clip_id}-mp4-{mp4}/clip.mp4     constant-frame-rate H.264 (--cfr-mp4)
+    {frame_store}/{clip_id[:2]}/{clip_id}-mp4-{mp4}/meta.json    its fps and frame map
+
+where ``render`` is ``render_fingerprint(config)`` and ``mp4`` is ``mp4_fingerprint(config)``.
 """
 from __future__ import annotations
 
@@ -26,7 +38,8 @@ from pipelines.ingest.config import IngestConfig
 from pipelines.common.errors import InputError
 from schemas.sampling import sample_times
 
-__all__ = ["ClipOutput", "VideoOutput", "clip_bounds", "make_clip_id", "process_video", "clip_dir"]
+__all__ = ["ClipOutput", "VideoOutput", "clip_bounds", "make_clip_id", "process_video", "clip_dir", "mp4_dir",
+           "render_fingerprint", "mp4_fingerprint", "RENDER_SETTINGS", "MP4_SETTINGS"]
 
 META = "meta.json"
 
@@ -46,6 +59,8 @@ class ClipOutput:
     cfr_mp4: str | None = None
     cfr_fps: float | None = None
     cfr_frame_indices: tuple[int, ...] | None = None  # source frame shown at each mp4 frame
+    reused: bool = False  # the frames came from the frame store (decoded by an earlier run)
+    mp4_reused: bool = False  # likewise the mp4
 
 
 @dataclass(frozen=True)
@@ -63,14 +78,47 @@ class VideoOutput:
     phashes: tuple[int, ...]
 
 
+RENDER_SETTINGS = ("frames.jpeg_quality", "frames.max_side")
+"""The settings that change how a clip's frames look, not which frames they are."""
+MP4_SETTINGS = ("frames.max_side", "frames.cfr_fps")
+"""The settings that change the constant-frame-rate mp4 (made only with ``frames.write_cfr_mp4``)."""
+_RENDER_CODE = 1
+"""Bump when the code that renders frames (resize, JPEG) changes their bytes."""
+_MP4_CODE = 1
+"""Bump when the mp4 encoding (codec options) changes."""
+
+
 def make_clip_id(sha256: str, start: float, end: float, config: IngestConfig) -> str:
-    """Clip id from the content hash, the bounds and the sampler/frame settings (24 hex chars)."""
-    blob = f"{sha256}|{start:.6f}|{end:.6f}|{config.fingerprint('sampling', 'frames')}"
+    """A clip's identity (24 hex chars): the source's content hash, the window and the sample times.
+
+    Only the sampling settings enter, through the times they give: two settings that sample the
+    same times (``max_frames`` 128 or 256 for a 20 s clip) give one id. Render settings, time
+    limits and the mp4 do not enter (``pipelines.ingest.config.SETTING_ROLES``).
+    """
+    times = sample_times(max(0.0, end - start), config.sampling.max_frames, config.sampling.max_fps)
+    blob = json.dumps({"source": sha256, "window": [f"{start:.6f}", f"{end:.6f}"],
+                       "times": [f"{t:.6f}" for t in times]}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def clip_dir(frame_store: str | os.PathLike, clip_id: str) -> Path:
-    return Path(frame_store) / clip_id[:2] / clip_id
+def render_fingerprint(config: IngestConfig) -> str:
+    """Fingerprint (12 hex) of how frames are rendered: ``RENDER_SETTINGS`` and the render code."""
+    return config.fingerprint(*RENDER_SETTINGS, extra={"code": _RENDER_CODE})[:12]
+
+
+def mp4_fingerprint(config: IngestConfig) -> str:
+    """Fingerprint (12 hex) of how the mp4 is made: ``MP4_SETTINGS`` and the encoder options."""
+    return config.fingerprint(*MP4_SETTINGS, extra={"code": _MP4_CODE, "x264": _X264_OPTIONS})[:12]
+
+
+def clip_dir(frame_store: str | os.PathLike, clip_id: str, render: str) -> Path:
+    """The frame-store folder of one clip's frames rendered with ``render`` (a fingerprint)."""
+    return Path(frame_store) / clip_id[:2] / f"{clip_id}-{render}"
+
+
+def mp4_dir(frame_store: str | os.PathLike, clip_id: str, mp4: str) -> Path:
+    """The frame-store folder of one clip's constant-frame-rate mp4 made with ``mp4`` (a fingerprint)."""
+    return Path(frame_store) / clip_id[:2] / f"{clip_id}-mp4-{mp4}"
 
 
 def clip_bounds(duration: float, start: float | None, end: float | None, config: IngestConfig,
@@ -118,6 +166,9 @@ def _hash_positions(counts: list[int], n: int) -> list[tuple[int, int]]:
     return [flat[round(j * (len(flat) - 1) / (n - 1))] if n > 1 else flat[0] for j in range(n)]
 
 
+_X264_OPTIONS = {"crf": "20", "preset": "veryfast"}
+
+
 def _write_cfr_mp4(raw_path: str, start: float, end: float, config: IngestConfig, path: Path) -> list[int]:
     """Constant-frame-rate H.264 mp4 of the clip, starting at time 0; returns source indices."""
     import av
@@ -133,7 +184,7 @@ def _write_cfr_mp4(raw_path: str, start: float, end: float, config: IngestConfig
         stream = out.add_stream("libx264", rate=int(round(fps)) if float(fps).is_integer() else fps)
         stream.width, stream.height = w - w % 2, h - h % 2
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "20", "preset": "veryfast"}
+        stream.options = dict(_X264_OPTIONS)
         for i, frame in enumerate(clip.frames):
             vf = av.VideoFrame.from_ndarray(frame[: stream.height, : stream.width], format="rgb24")
             vf.pts = i
@@ -144,17 +195,55 @@ def _write_cfr_mp4(raw_path: str, start: float, end: float, config: IngestConfig
     return list(clip.frame_indices)
 
 
+def _publish(tmp: Path, final: Path, replace: bool) -> None:
+    """Rename a finished temporary folder into place; ``replace`` swaps out an outdated one.
+
+    Another worker may finish the same folder first: theirs is identical, ours is dropped.
+    """
+    old = None
+    if replace and final.exists():
+        old = final.with_name(f".{final.name}.tmp-old-{os.getpid()}")
+        try:
+            os.rename(final, old)
+        except OSError:
+            old = None
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        pass
+    finally:
+        for leftover in (tmp, old):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _read_meta(folder: Path) -> dict | None:
+    path = folder / META
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _frames_fit(meta: dict, want_hash: list[int], config: IngestConfig) -> bool:
+    """A stored rendering serves this run: its times are what this run samples (they depend on
+    the decoder's clip duration, stored with them) and it has the frame hashes dedupe wants."""
+    times = sample_times(meta["duration"], config.sampling.max_frames, config.sampling.max_fps)
+    return (len(times) == len(meta["timestamps"])
+            and all(abs(a - b) <= 1e-9 for a, b in zip(times, meta["timestamps"]))
+            and all(str(i) in meta["phash"] for i in want_hash))
+
+
 def _decode_into(raw_path: str, clip_id: str, start: float, end: float, want_hash: list[int],
-                 config: IngestConfig, frame_store: str) -> dict:
-    """Decode one clip into its frame-store folder (atomically); return its meta."""
+                 config: IngestConfig, frame_store: str) -> tuple[dict, bool]:
+    """Decode one clip's frames into its frame-store folder (atomically); return (meta, reused)."""
     from pipelines.ingest.phash import frame_phash
     from pipelines.ingest.frames import decode_clip, encode_jpeg
 
-    final = clip_dir(frame_store, clip_id)
-    if (final / META).is_file():
-        return json.loads((final / META).read_text())
+    final = clip_dir(frame_store, clip_id, render_fingerprint(config))
+    meta = _read_meta(final)
+    if meta is not None and _frames_fit(meta, want_hash, config):
+        return meta, True
+    outdated = meta is not None  # sampled other times (a decoder edge case) or lacks wanted hashes
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{clip_id}.tmp-", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         clip = decode_clip(raw_path, start=start, end=end, max_frames=config.sampling.max_frames,
                            max_fps=config.sampling.max_fps, max_side=config.frames.max_side, num_threads=1)
@@ -162,19 +251,34 @@ def _decode_into(raw_path: str, clip_id: str, start: float, end: float, want_has
             (tmp / f"{i:03d}.jpg").write_bytes(encode_jpeg(frame, quality=config.frames.jpeg_quality))
         h, w = clip.frames[0].shape[:2]
         meta = {
-            "clip_id": clip_id, "start": start, "end": end, "timestamps": clip.timestamps,
-            "frame_indices": clip.frame_indices, "width": w, "height": h,
+            "clip_id": clip_id, "start": start, "end": end, "duration": clip.duration,
+            "timestamps": clip.timestamps, "frame_indices": clip.frame_indices, "width": w, "height": h,
             "phash": {str(i): frame_phash(clip.frames[i]) for i in sorted(set(want_hash))},
         }
-        if config.frames.write_cfr_mp4:
-            meta["cfr_fps"] = config.frames.cfr_fps
-            meta["cfr_frame_indices"] = _write_cfr_mp4(raw_path, start, end, config, tmp / "clip.mp4")
         (tmp / META).write_text(json.dumps(meta, sort_keys=True))
-        try:
-            os.rename(tmp, final)
-        except OSError:  # another worker finished the same clip first: theirs is identical
+        _publish(tmp, final, replace=outdated)
+        return json.loads((final / META).read_text()), False
+    finally:
+        if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-        return json.loads((final / META).read_text())
+
+
+def _mp4_into(raw_path: str, clip_id: str, start: float, end: float, config: IngestConfig,
+              frame_store: str) -> tuple[Path, dict, bool]:
+    """Make one clip's constant-frame-rate mp4 in its own folder (atomically), unless it exists;
+    return (its folder, its meta, reused). The clip's frames are not touched."""
+    final = mp4_dir(frame_store, clip_id, mp4_fingerprint(config))
+    meta = _read_meta(final)
+    if meta is not None:
+        return final, meta, True
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        meta = {"cfr_fps": config.frames.cfr_fps,
+                "cfr_frame_indices": _write_cfr_mp4(raw_path, start, end, config, tmp / "clip.mp4")}
+        (tmp / META).write_text(json.dumps(meta, sort_keys=True))
+        _publish(tmp, final, replace=False)
+        return final, json.loads((final / META).read_text()), False
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -226,20 +330,21 @@ def process_video(raw_path: str, sha256: str, start: float | None, end: float | 
         clip_id = make_clip_id(sha256, s, e, config)
         want = [i for cc, i in positions if cc == c]
         try:
-            meta = _decode_into(raw_path, clip_id, s, e, want, config, frame_store)
+            meta, reused = _decode_into(raw_path, clip_id, s, e, want, config, frame_store)
+            mp4 = _mp4_into(raw_path, clip_id, s, e, config, frame_store) if config.frames.write_cfr_mp4 else None
         except DecodeError as exc:
             raise InputError("decode", exc.error_type, f"{name}: {_reason(exc, raw_path, name)}") from None
         except ValueError as exc:
             raise InputError("decode", "bad_clip_window", f"{name}: {exc}") from None
         metas.append(meta)
-        folder = clip_dir(frame_store, clip_id)
         clips.append(ClipOutput(
             clip_id=clip_id, start=s, end=e, timestamps=tuple(meta["timestamps"]),
             frame_indices=tuple(meta["frame_indices"]), width=meta["width"], height=meta["height"],
-            frames_dir=str(folder),
-            cfr_mp4=str(folder / "clip.mp4") if "cfr_fps" in meta else None,
-            cfr_fps=meta.get("cfr_fps"),
-            cfr_frame_indices=tuple(meta["cfr_frame_indices"]) if "cfr_fps" in meta else None,
+            frames_dir=str(clip_dir(frame_store, clip_id, render_fingerprint(config))),
+            cfr_mp4=str(mp4[0] / "clip.mp4") if mp4 else None,
+            cfr_fps=mp4[1]["cfr_fps"] if mp4 else None,
+            cfr_frame_indices=tuple(mp4[1]["cfr_frame_indices"]) if mp4 else None,
+            reused=reused, mp4_reused=bool(mp4 and mp4[2]),
         ))
     phashes = tuple(int(metas[c]["phash"][str(i)]) for c, i in positions)
     w, h = info.display_size

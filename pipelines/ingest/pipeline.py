@@ -18,13 +18,17 @@ Outputs under ``--out``::
     .parts/            the pieces videos/failures.parquet are concatenated from
     failures.parquet   one row per failed or duplicate manifest row (schemas FailureRecord)
     shards.json        sha256, sample count and clip fingerprint of every shard
-    summary.json       counts by outcome and by error type (deterministic)
+    summary.json       counts by outcome and by error type, warnings (deterministic); under
+                       "this_run": what this run reused and made, failures remembered from earlier runs
     media/{clip_id}.mp4  constant-frame-rate clips for track annotation (--cfr-mp4)
     .work/             raw store, frame store, failure memory (reused by reruns)
 
 Every manifest row ends in exactly one outcome: succeeded, failed or duplicate. Rerunning the
 same command after an interruption reuses downloads, decoded clips and committed shards and gives
-byte-identical outputs; ``--retry-failed`` retries the inputs that failed before.
+byte-identical outputs (``this_run`` in summary.json aside); ``--retry-failed`` retries the inputs
+that failed before, which a plain rerun replays from memory and names in the summary. A clip's
+id depends only on its source, window and sample times (``pipelines.ingest.media``), so a rerun
+with other render settings or with ``--cfr-mp4`` keeps every id.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ import json
 import math
 import os
 import time
+import typing
 from collections import Counter
 from pathlib import Path
 
@@ -43,7 +48,8 @@ from pipelines.ingest.config import IngestConfig
 from pipelines.ingest.dedupe import DedupeVideos
 from pipelines.common.errors import InputError
 from pipelines.ingest.steps import (
-    FAILED, RECORD_TYPES, ProcessVideoFn, ReadManifestFn, WriteShardFn, clip_records, failure_record, video_record,
+    FAILED, RECORD_TYPES, REMEMBERED, REWRITTEN_IDS, ProcessVideoFn, ReadManifestFn, WriteShardFn, clip_records,
+    failure_record, video_record,
 )
 
 __all__ = ["IngestVideos", "run"]
@@ -68,10 +74,17 @@ def _candidate(item):
     row, content, video = item.row, item.fetch.sha256, item.video
     if row.start != 0.0 or row.end is not None:
         content = hashlib.sha256(f"{content}|{row.start!r}|{row.end!r}".encode()).hexdigest()
-    bitrate = round(item.fetch.size * 8 / video.duration, 3) if video.duration > 0 else 0.0
+    bitrate = _bitrate(item.fetch.size, video.duration)
     return DedupeCandidate(input_id=row.input_id, rank=row.row_number, sha256=content,
                            phashes=tuple(video.phashes), pixels=int(video.width) * int(video.height),
                            bitrate=bitrate)
+
+
+def _bitrate(size: int, duration: float) -> float:
+    """Bits per second of a file, 0.0 for a duration of 0."""
+    if duration <= 0:
+        return 0.0
+    return round(size * 8 / duration, 3)
 
 
 def _mark_kept(candidate):
@@ -161,6 +174,47 @@ class _WriteShards(beam.PTransform):
                 | "Write" >> beam.ParDo(WriteShardFn(self.out_dir, self.prefix)))
 
 
+class _Tally(beam.CombineFn):
+    """(example, category) -> {"count", "by": {category: n}, "examples": the ``k`` smallest examples}.
+
+    What the summary says about many similar things (failures replayed from an earlier run, ids
+    made key-safe) without holding them all: the accumulator is bounded by ``k`` and the number
+    of categories.
+    """
+
+    def __init__(self, k: int = 10):
+        self.k = k
+
+    def create_accumulator(self):
+        return 0, Counter(), []
+
+    def add_input(self, acc, element):
+        example, category = element
+        count, by, examples = acc
+        if category is not None:
+            by[category] += 1
+        return count + 1, by, sorted(examples + [example])[: self.k]
+
+    def merge_accumulators(self, accumulators):
+        count, by, examples = self.create_accumulator()
+        for c, b, e in accumulators:
+            count, examples = count + c, examples + e
+            by.update(b)
+        return count, by, sorted(examples)[: self.k]
+
+    def extract_output(self, acc):
+        count, by, examples = acc
+        return {"count": count, "by": dict(sorted(by.items())), "examples": examples}
+
+
+def _remembered_example(record):
+    return [record["input_id"], f"{record['stage']}/{record['error_type']}"], f"{record['stage']}/{record['error_type']}"
+
+
+def _rewritten_example(pair):
+    return list(pair), None
+
+
 def _to_list(pcoll, label):
     return AsSingleton(pcoll | label >> beam.combiners.ToList())
 
@@ -240,16 +294,17 @@ class IngestVideos(beam.PTransform):
 
         cfg, per_shard = self.config, self.config.output.clips_per_shard
         read = manifests | "ReadManifest" >> beam.ParDo(
-            ReadManifestFn(("video", "image_set", "image"))).with_outputs(FAILED, main="rows")
+            ReadManifestFn(("video", "image_set", "image"))).with_outputs(FAILED, REWRITTEN_IDS, main="rows")
         # read.rows: ManifestRow; read.failed: failure record dicts
         video_rows, set_rows, image_rows = read.rows | "ByKind" >> beam.Partition(_by_kind, 3)
         processed = (video_rows
                      | "Spread" >> beam.Reshuffle()
                      | "FetchProbeDecode" >> beam.ParDo(
-                         ProcessVideoFn(cfg, self.work_dir, self.retry_failed)).with_outputs(FAILED, main="videos"))
+                         ProcessVideoFn(cfg, self.work_dir, self.retry_failed)).with_outputs(
+                             FAILED, REMEMBERED, main="videos"))
         # processed.videos: VideoItem (metadata + frame-store references only)
         verdicts = (processed.videos
-                    | "ToCandidates" >> beam.Map(_candidate)
+                    | "ToCandidates" >> beam.Map(_candidate).with_output_types(typing.Any)  # not inferred
                     | "Dedupe" >> DedupeVideos(cfg.dedupe))
         routed = ({"video": processed.videos | "KeyVideos" >> beam.Map(_by_input_id),
                    "kept": verdicts["kept"] | "KeyKept" >> beam.Map(_mark_kept),
@@ -267,7 +322,7 @@ class IngestVideos(beam.PTransform):
         jobs = ((set_rows | "SetJobs" >> beam.Map(set_job_from_row), grouped.jobs)
                 | "AllSetJobs" >> beam.Flatten() | "SpreadSets" >> beam.Reshuffle())
         sets = jobs | "FetchCheckImages" >> beam.ParDo(
-            ProcessImageSetFn(cfg, self.work_dir)).with_outputs(FAILED, main="sets")
+            ProcessImageSetFn(cfg, self.work_dir, self.retry_failed)).with_outputs(FAILED, REMEMBERED, main="sets")
         # sets.sets: (set_id, ImageSet record, [(member, path)], rows it accounts for)
         set_refs = sets.sets | "SetRefs" >> beam.Map(_set_ref)
         set_shards = set_refs | "ImageSetShards" >> _WriteShards(self.out_dir, "imagesets", per_shard)
@@ -278,6 +333,12 @@ class IngestVideos(beam.PTransform):
         parts = ((clips.videos | "VideoTable" >> _TableParts(self.out_dir, "videos", "video"),
                   failures | "FailureTable" >> _TableParts(self.out_dir, "failures", "failure"))
                  | "AllParts" >> beam.Flatten())
+        # failures replayed from an earlier run; ids made key-safe: counts and a few examples
+        remembered = ((processed[REMEMBERED], sets[REMEMBERED]) | "AllRemembered" >> beam.Flatten()
+                      | "RememberedExamples" >> beam.Map(_remembered_example)
+                      | "TallyRemembered" >> beam.CombineGlobally(_Tally(20)))
+        rewritten = (read[REWRITTEN_IDS] | "RewrittenExamples" >> beam.Map(_rewritten_example)
+                     | "TallyRewritten" >> beam.CombineGlobally(_Tally(10)))
         return (manifests.pipeline
                 | "Start" >> beam.Create([None])
                 | "Finalize" >> beam.Map(
@@ -285,7 +346,8 @@ class IngestVideos(beam.PTransform):
                     AsSingleton(sets.sets | "SetRowCounts" >> beam.Map(_set_rows)
                                 | "SetRows" >> beam.CombineGlobally(sum)),
                     _to_list(parts, "PartList"),
-                    _to_list(shard_infos, "ShardList")))
+                    _to_list(shard_infos, "ShardList"),
+                    AsSingleton(remembered), AsSingleton(rewritten)))
 
 
 class _Finalize:
@@ -294,7 +356,7 @@ class _Finalize:
     def __init__(self, out_dir: str):
         self.out_dir = out_dir
 
-    def __call__(self, _, set_rows, table_parts, shards):
+    def __call__(self, _, set_rows, table_parts, shards, remembered, rewritten):
         out = Path(self.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         table_parts = sorted(table_parts, key=lambda p: p["part"])
@@ -338,9 +400,36 @@ class _Finalize:
             "images": sum(s["num_members"] for s in shards if s["shard"].startswith("imagesets/")),
             "shards": len(shards),
             "shard_bytes": sum(s["num_bytes"] for s in shards),
+            "warnings": _rewritten_warnings(rewritten),
+            "rewritten_ids": {"count": rewritten["count"],
+                              "examples": [{"given": g, "key": k} for g, k in rewritten["examples"]]},
+            # what this run did, as against an earlier one (``run`` adds what it reused)
+            "this_run": {"remembered_failures": _remembered_summary(remembered)},
         }
         _write_json(out / "summary.json", summary)
         return summary
+
+
+RETRY_HINT = "rerun with --retry-failed to retry them"
+
+
+def _remembered_summary(tally: dict) -> dict:
+    """summary.json's account of the failures replayed from an earlier run (not retried)."""
+    out = {"count": tally["count"], "by_error": tally["by"],
+           "examples": [{"input_id": i, "error": e} for i, e in tally["examples"]]}
+    if tally["count"]:
+        out["hint"] = (f"{tally['count']} failure(s) are remembered from an earlier run and were not "
+                       f"retried (the input may have changed since); {RETRY_HINT}")
+    return out
+
+
+def _rewritten_warnings(tally: dict) -> list[str]:
+    if not tally["count"]:
+        return []
+    shown = ", ".join(f"{g!r} -> {k!r}" for g, k in tally["examples"])
+    more = f" and {tally['count'] - len(tally['examples'])} more" if tally["count"] > len(tally["examples"]) else ""
+    return [f"{tally['count']} id(s) are not key-safe (letters, digits, _ and - only) and were rewritten: "
+            f"{shown}{more}; keys use the rewritten form, the records keep the given id in given_id"]
 
 
 def _write_parquet(path: Path, table) -> None:
@@ -372,8 +461,10 @@ def _write_json(path: Path, data) -> None:
 
 
 # ------------------------------------------------------------------ launcher
-def _config_from(args) -> IngestConfig:
-    config = IngestConfig.from_yaml(args.config) if args.config else IngestConfig()
+def _config_from(args, config: IngestConfig | None = None) -> IngestConfig:
+    """``--config`` (or ``config``, or the defaults) with ``--window`` and ``--cfr-mp4`` applied."""
+    if config is None:
+        config = IngestConfig.from_yaml(args.config) if args.config else IngestConfig()
     data = config.to_dict()
     if args.window is not None:
         data["clips"]["window_s"] = args.window
@@ -392,7 +483,7 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None) -> di
         argv: command-line arguments (``pipelines.ingest.args``); the others must be Beam
             pipeline options.
         test_pipeline: a pipeline to build on instead of a new one (tests).
-        config: settings to use instead of ``--config``.
+        config: settings to use instead of ``--config`` (``--window`` and ``--cfr-mp4`` still apply).
 
     Returns:
         The summary dict (also in ``OUT/summary.json``), plus ``seconds`` and throughput figures.
@@ -410,7 +501,7 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None) -> di
 
     args, beam_args, own = parse_ingest_argv(argv)
     check_pipeline_options(beam_args, own)
-    config = config or _config_from(args)
+    config = _config_from(args, config)
     if not Path(args.manifest).exists() and "://" not in args.manifest:
         raise ManifestNotFoundError(f"manifest {args.manifest} does not exist")
     read_manifest(args.manifest)  # an unreadable manifest is the run's error, said before Beam starts
@@ -422,12 +513,40 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None) -> di
         runner = FnApiRunner()
     started = time.monotonic()
     pipeline = test_pipeline or beam.Pipeline(runner=runner, options=options)
-    with pipeline as p:
-        _ = (p | "Manifest" >> beam.Create([os.path.abspath(args.manifest)])
-             | "Ingest" >> IngestVideos(config, args.out, args.work_dir, args.retry_failed))
+    _ = (pipeline | "Manifest" >> beam.Create([os.path.abspath(args.manifest)])
+         | "Ingest" >> IngestVideos(config, args.out, args.work_dir, args.retry_failed))
+    result = pipeline.run()
+    result.wait_until_finish()
     seconds = time.monotonic() - started
-    summary = json.loads((Path(args.out) / "summary.json").read_text())
+    path = Path(args.out) / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["this_run"].update(_reuse_figures(result))
+    _write_json(path, summary)
     summary["seconds"] = round(seconds, 3)
     summary["clips_per_s"] = round(summary["clips"] / seconds, 3) if seconds else None
     summary["frames_per_s"] = round(summary["frames"] / seconds, 3) if seconds else None
     return summary
+
+
+_REUSE = (  # (what, counter of reused, counter of made): this run's work against the stores
+    ("downloads", "downloads_reused", "downloads_made"),
+    ("clips", "clips_reused", "clips_decoded"),
+    ("mp4s", "mp4s_reused", "mp4s_made"),
+    ("shards", "shards_reused", "shards_written"),
+)
+
+
+def _reuse_figures(result) -> dict:
+    """``{"reused": {...}, "made": {...}}`` from the run's ``ingest`` counters (committed values).
+
+    ``reused`` counts what this run found already made in its stores and did not make again
+    (downloads, decoded clips, mp4s, committed shards): made by an earlier run, or by another
+    row of this one with the same source. ``made`` counts what it made.
+    """
+    from apache_beam.metrics.metric import MetricsFilter
+
+    counts = Counter()
+    for counter in result.metrics().query(MetricsFilter().with_namespace("ingest"))["counters"]:
+        counts[counter.key.metric.name] += counter.committed or 0
+    return {"reused": {what: counts[reused] for what, reused, _ in _REUSE},
+            "made": {what: counts[made] for what, _, made in _REUSE}}

@@ -55,8 +55,13 @@ def _row_json(row) -> str:
     return json.dumps(row.to_manifest_dict(), sort_keys=True, ensure_ascii=False)
 
 
+REWRITTEN_IDS = "rewritten_ids"
+"""Output tag of ``(given id, key)`` for each row whose given id is not a key and was rewritten."""
+
+
 class ReadManifestFn(beam.DoFn):
-    """Manifest path -> one ManifestRow per readable row; row failures to the ``failed`` output."""
+    """Manifest path -> one ManifestRow per readable row; row failures to the ``failed`` output;
+    ``(given id, key)`` to ``rewritten_ids`` for a row whose id had to be made key-safe."""
 
     def __init__(self, kinds: tuple[str, ...] = ("video",)):
         self.kinds = kinds
@@ -80,6 +85,8 @@ class ReadManifestFn(beam.DoFn):
                     f"row {item.row_number}: {item.kind!r} rows are not ingested by this pipeline "
                     f"(it takes {', '.join(self.kinds)})", _row_json(item), row_number=item.row_number))
             else:
+                if item.given_id is not None and item.given_id != item.input_id:
+                    yield beam.pvalue.TaggedOutput(REWRITTEN_IDS, (item.given_id, item.input_id))
                 yield item
 
 
@@ -93,6 +100,14 @@ class FetchingDoFn(beam.DoFn):
     sandbox_stage = "decode"
     fetcher = None
     sandbox = None
+    downloads_reused = Metrics.counter("ingest", "downloads_reused")
+    downloads_made = Metrics.counter("ingest", "downloads_made")
+
+    def fetch(self, source: str, input_id: str, **kwargs):
+        """``Fetcher.fetch``, counting what came from the raw store (``downloads_reused``)."""
+        fetched = self.fetcher.fetch(source, input_id, **kwargs)
+        (self.downloads_reused if fetched.from_cache else self.downloads_made).inc()
+        return fetched
 
     def setup(self):
         from pipelines.ingest.fetch import Fetcher
@@ -108,10 +123,59 @@ class FetchingDoFn(beam.DoFn):
             self.fetcher.close()
 
 
+class FailureMemory:
+    """The failures of earlier runs, in ``{work}/failed/{digest}.json``: one file per unit of work
+    (a video row, an image set's rows) holding the failure records it ended in.
+
+    A rerun replays a remembered unit's records instead of retrying it, unless ``--retry-failed``
+    is given; the replayed records also go to the ``remembered`` output, so the summary can say
+    which failures come from an earlier run. Successes need no memory: the raw and frame stores
+    are it.
+    """
+
+    def __init__(self, work_dir: str):
+        self.folder = Path(work_dir) / "failed"
+
+    def _path(self, rows) -> Path:
+        text = "\n".join(_row_json(r) for r in rows)  # one row: the same digest as before sets had memory
+        return self.folder / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.json"
+
+    def recall(self, rows) -> list[dict] | None:
+        """The records ``rows`` failed with in an earlier run, or None."""
+        path = self._path(rows)
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        return data if isinstance(data, list) else [data]
+
+    def remember(self, rows, records: list[dict]) -> None:
+        """Keep ``records`` as the outcome of ``rows`` (atomically)."""
+        path = self._path(rows)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(records[0] if len(records) == 1 else records, sort_keys=True))
+        os.replace(tmp, path)
+
+    def forget(self, rows) -> None:
+        """``rows`` succeeded: drop what was remembered of them."""
+        self._path(rows).unlink(missing_ok=True)
+
+
+REMEMBERED = "remembered"
+"""Output tag of the failure records replayed from an earlier run (``FailureMemory``)."""
+
+
+def remembered_outputs(records: list[dict]):
+    """The replayed records, to the ``failed`` output and (again) to the ``remembered`` one."""
+    for record in records:
+        yield beam.pvalue.TaggedOutput(FAILED, record)
+        yield beam.pvalue.TaggedOutput(REMEMBERED, record)
+
+
 class ProcessVideoFn(FetchingDoFn):
     """ManifestRow -> VideoItem: fetch, then probe/filter/decode in a sandboxed child process.
 
-    A failed input is remembered in ``{work}/failed/`` so that a rerun does not retry it unless
+    A failed input is remembered (``FailureMemory``) so that a rerun does not retry it unless
     ``retry_failed`` is set; successes are remembered by the raw and frame stores themselves.
     """
 
@@ -121,30 +185,25 @@ class ProcessVideoFn(FetchingDoFn):
         self.retry_failed = retry_failed
         self.ok = Metrics.counter("ingest", "videos_processed")
         self.failed = Metrics.counter("ingest", "videos_failed")
-
-    def _marker(self, row) -> Path:
-        digest = hashlib.sha256(_row_json(row).encode()).hexdigest()[:32]
-        return Path(self.work_dir) / "failed" / f"{digest}.json"
+        self.reuse = {name: Metrics.counter("ingest", name)
+                      for name in ("clips_reused", "clips_decoded", "mp4s_reused", "mp4s_made")}
 
     def process(self, row):
-        marker = self._marker(row)
-        if marker.is_file() and not self.retry_failed:
+        memory = FailureMemory(self.work_dir)
+        remembered = None if self.retry_failed else memory.recall([row])
+        if remembered is not None:
             self.failed.inc()
-            yield beam.pvalue.TaggedOutput(FAILED, json.loads(marker.read_text()))
+            yield from remembered_outputs(remembered)
             return
         try:
             item = self._process(row)
         except InputError as exc:
             self.failed.inc()
             record = failure_record(row.input_id, exc.stage, exc.error_type, exc.message, _row_json(row))
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            tmp = marker.with_suffix(f".tmp-{os.getpid()}")
-            tmp.write_text(json.dumps(record, sort_keys=True))
-            os.replace(tmp, marker)
+            memory.remember([row], [record])
             yield beam.pvalue.TaggedOutput(FAILED, record)
             return
-        if marker.exists():
-            marker.unlink()
+        memory.forget([row])
         self.ok.inc()
         yield item
 
@@ -152,12 +211,16 @@ class ProcessVideoFn(FetchingDoFn):
         from pipelines.ingest.subtitles import parse_subtitles
 
         source = row.url if row.url is not None else row.path
-        fetched = self.fetcher.fetch(source, row.input_id, subtitle=row.subtitle)
+        fetched = self.fetch(source, row.input_id, subtitle=row.subtitle)
         explicit = row.start != 0.0 or row.end is not None
         video = self.sandbox.call(
             "pipelines.ingest.media:process_video", fetched.raw_path, fetched.sha256,
             row.start if explicit else None, row.end if explicit else None,
             self.config, os.path.join(self.work_dir, "frames"), name=source, input_name=source)
+        for clip in video.clips:  # what came from the frame store, what was made now
+            self.reuse["clips_reused" if clip.reused else "clips_decoded"].inc()
+            if clip.cfr_mp4:
+                self.reuse["mp4s_reused" if clip.mp4_reused else "mp4s_made"].inc()
         cues = None
         if fetched.subtitle_paths:
             lang, path = fetched.subtitle_paths[0]
@@ -210,7 +273,8 @@ def video_record(item: VideoItem, config: IngestConfig) -> dict:
     """The ``VideoAsset`` record of a kept video."""
     row, v = item.row, item.video
     return validate("video", {
-        "key": row.input_id, "uri": row.url if row.url is not None else row.path, "sha256": item.fetch.sha256,
+        "key": row.input_id, "given_id": row.given_id,
+        "uri": row.url if row.url is not None else row.path, "sha256": item.fetch.sha256,
         "duration": float(v.duration), "fps": float(v.fps), "num_frames": int(v.num_frames),
         "width": int(v.width), "height": int(v.height), "rotation": int(v.rotation),
         "license": row.license or "unknown", "source": row.source or "unknown",
@@ -218,11 +282,22 @@ def video_record(item: VideoItem, config: IngestConfig) -> dict:
     }).model_dump()
 
 
+def _content_address(path: str) -> str:
+    """The part of a store path that names its bytes: the last two parts (``{clip}-{render}/000.jpg``,
+    ``ab/{sha}-{side}.jpg``); the rest is where the store lies, which outputs must not depend on."""
+    return "/".join(Path(path).parts[-2:])
+
+
 def shard_fingerprint(refs) -> str:
-    """Hash of a shard's keys and records: a committed shard is reused only if both match."""
+    """Hash of a shard's keys, records and member renderings: a committed shard is reused only if
+    all match (frames rendered anew under the same ids, e.g. at another JPEG quality, rewrite it)."""
     h = hashlib.sha256()
-    for key, record, _, _ in sorted(refs, key=lambda r: r[0]):
+    for key, record, members, mp4 in sorted(refs, key=lambda r: r[0]):
         h.update(key.encode() + b"\n" + canonical_json(record).encode("utf-8") + b"\n")
+        rendered = [f"{name}={_content_address(path)}" for name, path in members]
+        if mp4:
+            rendered.append(f"mp4={_content_address(mp4)}")
+        h.update(("\t".join(rendered) + "\n").encode("utf-8"))
     return h.hexdigest()
 
 
