@@ -358,3 +358,19 @@ def test_keys_with_dots_or_other_characters_are_rejected(key):
     data["key"] = key
     with pytest.raises(RecordValidationError, match="key: must be a key"):
         validate("AskModelAnything", data)
+
+
+@pytest.mark.parametrize("name", ["video", "image_set"])
+def test_v1_asset_records_gain_given_id(name):
+    """video and image_set v2 keep the manifest's given id; a v1 record (table) loads with None."""
+    v1 = copy.deepcopy(examples()[name])
+    v1["schema_version"] = 1
+    upgraded = migrate(name, v1)
+    assert upgraded["schema_version"] == 2 and upgraded["given_id"] is None
+    if name == "image_set":
+        assert all(image["given_id"] is None for image in upgraded["images"])
+    table = pa.Table.from_pylist([v1]).replace_schema_metadata(
+        {b"molmo2.record_type": name.encode(), b"molmo2.schema_version": b"1"})
+    assert from_table(name, _parquet_roundtrip(table)) == [validate(name, upgraded)]
+    given = validate(name, {**examples()[name], "given_id": "clip.01"})
+    assert given.given_id == "clip.01" and from_table(name, to_table(name, [given.model_dump()]))[0] == given
