@@ -223,8 +223,14 @@ def group_conflicts(members: Sequence[Any]) -> str | None:
         if len(by_value) > 1:
             shown = sorted(by_value.items(), key=lambda kv: (kv[0] is None, str(kv[0])))
             parts.append(f"{name!r}: " + " vs ".join(
-                f"{'not given' if value is None else repr(value)} ({', '.join(sorted(ids))})" for value, ids in shown))
+                f"{'not given' if value is None else repr(value)} ({_some(sorted(ids))})" for value, ids in shown))
     return "; ".join(parts) or None
+
+
+def _some(ids: list[str], most: int = 5) -> str:
+    """``a, b, c`` or ``a, b, c, d, e and 7 more``: a message stays short for a group of any size."""
+    more = f" and {len(ids) - most} more" if len(ids) > most else ""
+    return ", ".join(ids[:most]) + more
 
 
 def split_sizes(n: int) -> list[int]:
