@@ -36,6 +36,8 @@ _WORK = (("downloads", "downloads", "downloads"), ("clips", "decoded clips", "de
 def _rerun_lines(summary: dict) -> list[str]:
     """What the run reused and made (when it reused anything), the failures it remembered from an
     earlier run instead of retrying them, and the summary's warnings."""
+    from pipelines.ingest.summary import RETRY_HINT
+
     lines = []
     run = summary.get("this_run", {})
     reused, made = run.get("reused"), run.get("made")
@@ -48,7 +50,7 @@ def _rerun_lines(summary: dict) -> list[str]:
         shown = ", ".join(f"{e['input_id']} ({e['error']})" for e in remembered["examples"])
         more = remembered["count"] - len(remembered["examples"])
         lines.append(f"  {remembered['count']} failure(s) remembered from an earlier run, not retried: {shown}"
-                     + (f" and {more} more" if more > 0 else "") + "; rerun with --retry-failed to retry them")
+                     + (f" and {more} more" if more > 0 else "") + f"; {RETRY_HINT}")
     return lines + [f"  warning: {w}" for w in summary.get("warnings", [])]
 
 

@@ -47,6 +47,9 @@ from apache_beam.pvalue import AsSingleton
 from pipelines.ingest.config import IngestConfig
 from pipelines.ingest.dedupe import DedupeVideos
 from pipelines.common.errors import InputError
+from pipelines.ingest.summary import (
+    Tally, remembered_example, remembered_summary, reuse_figures, rewritten_example, rewritten_warnings,
+)
 from pipelines.ingest.steps import (
     FAILED, RECORD_TYPES, REMEMBERED, REWRITTEN_IDS, ProcessVideoFn, ReadManifestFn, WriteShardFn, clip_records,
     failure_record, video_record,
@@ -174,47 +177,6 @@ class _WriteShards(beam.PTransform):
                 | "Write" >> beam.ParDo(WriteShardFn(self.out_dir, self.prefix)))
 
 
-class _Tally(beam.CombineFn):
-    """(example, category) -> {"count", "by": {category: n}, "examples": the ``k`` smallest examples}.
-
-    What the summary says about many similar things (failures replayed from an earlier run, ids
-    made key-safe) without holding them all: the accumulator is bounded by ``k`` and the number
-    of categories.
-    """
-
-    def __init__(self, k: int = 10):
-        self.k = k
-
-    def create_accumulator(self):
-        return 0, Counter(), []
-
-    def add_input(self, acc, element):
-        example, category = element
-        count, by, examples = acc
-        if category is not None:
-            by[category] += 1
-        return count + 1, by, sorted(examples + [example])[: self.k]
-
-    def merge_accumulators(self, accumulators):
-        count, by, examples = self.create_accumulator()
-        for c, b, e in accumulators:
-            count, examples = count + c, examples + e
-            by.update(b)
-        return count, by, sorted(examples)[: self.k]
-
-    def extract_output(self, acc):
-        count, by, examples = acc
-        return {"count": count, "by": dict(sorted(by.items())), "examples": examples}
-
-
-def _remembered_example(record):
-    return [record["input_id"], f"{record['stage']}/{record['error_type']}"], f"{record['stage']}/{record['error_type']}"
-
-
-def _rewritten_example(pair):
-    return list(pair), None
-
-
 def _to_list(pcoll, label):
     return AsSingleton(pcoll | label >> beam.combiners.ToList())
 
@@ -335,10 +297,10 @@ class IngestVideos(beam.PTransform):
                  | "AllParts" >> beam.Flatten())
         # failures replayed from an earlier run; ids made key-safe: counts and a few examples
         remembered = ((processed[REMEMBERED], sets[REMEMBERED]) | "AllRemembered" >> beam.Flatten()
-                      | "RememberedExamples" >> beam.Map(_remembered_example)
-                      | "TallyRemembered" >> beam.CombineGlobally(_Tally(20)))
-        rewritten = (read[REWRITTEN_IDS] | "RewrittenExamples" >> beam.Map(_rewritten_example)
-                     | "TallyRewritten" >> beam.CombineGlobally(_Tally(10)))
+                      | "RememberedExamples" >> beam.Map(remembered_example)
+                      | "TallyRemembered" >> beam.CombineGlobally(Tally(20)))
+        rewritten = (read[REWRITTEN_IDS] | "RewrittenExamples" >> beam.Map(rewritten_example)
+                     | "TallyRewritten" >> beam.CombineGlobally(Tally(10)))
         return (manifests.pipeline
                 | "Start" >> beam.Create([None])
                 | "Finalize" >> beam.Map(
@@ -400,36 +362,14 @@ class _Finalize:
             "images": sum(s["num_members"] for s in shards if s["shard"].startswith("imagesets/")),
             "shards": len(shards),
             "shard_bytes": sum(s["num_bytes"] for s in shards),
-            "warnings": _rewritten_warnings(rewritten),
+            "warnings": rewritten_warnings(rewritten),
             "rewritten_ids": {"count": rewritten["count"],
                               "examples": [{"given": g, "key": k} for g, k in rewritten["examples"]]},
             # what this run did, as against an earlier one (``run`` adds what it reused)
-            "this_run": {"remembered_failures": _remembered_summary(remembered)},
+            "this_run": {"remembered_failures": remembered_summary(remembered)},
         }
         _write_json(out / "summary.json", summary)
         return summary
-
-
-RETRY_HINT = "rerun with --retry-failed to retry them"
-
-
-def _remembered_summary(tally: dict) -> dict:
-    """summary.json's account of the failures replayed from an earlier run (not retried)."""
-    out = {"count": tally["count"], "by_error": tally["by"],
-           "examples": [{"input_id": i, "error": e} for i, e in tally["examples"]]}
-    if tally["count"]:
-        out["hint"] = (f"{tally['count']} failure(s) are remembered from an earlier run and were not "
-                       f"retried (the input may have changed since); {RETRY_HINT}")
-    return out
-
-
-def _rewritten_warnings(tally: dict) -> list[str]:
-    if not tally["count"]:
-        return []
-    shown = ", ".join(f"{g!r} -> {k!r}" for g, k in tally["examples"])
-    more = f" and {tally['count'] - len(tally['examples'])} more" if tally["count"] > len(tally["examples"]) else ""
-    return [f"{tally['count']} id(s) are not key-safe (letters, digits, _ and - only) and were rewritten: "
-            f"{shown}{more}; keys use the rewritten form, the records keep the given id in given_id"]
 
 
 def _write_parquet(path: Path, table) -> None:
@@ -520,33 +460,9 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None) -> di
     seconds = time.monotonic() - started
     path = Path(args.out) / "summary.json"
     summary = json.loads(path.read_text())
-    summary["this_run"].update(_reuse_figures(result))
+    summary["this_run"].update(reuse_figures(result))
     _write_json(path, summary)
     summary["seconds"] = round(seconds, 3)
     summary["clips_per_s"] = round(summary["clips"] / seconds, 3) if seconds else None
     summary["frames_per_s"] = round(summary["frames"] / seconds, 3) if seconds else None
     return summary
-
-
-_REUSE = (  # (what, counter of reused, counter of made): this run's work against the stores
-    ("downloads", "downloads_reused", "downloads_made"),
-    ("clips", "clips_reused", "clips_decoded"),
-    ("mp4s", "mp4s_reused", "mp4s_made"),
-    ("shards", "shards_reused", "shards_written"),
-)
-
-
-def _reuse_figures(result) -> dict:
-    """``{"reused": {...}, "made": {...}}`` from the run's ``ingest`` counters (committed values).
-
-    ``reused`` counts what this run found already made in its stores and did not make again
-    (downloads, decoded clips, mp4s, committed shards): made by an earlier run, or by another
-    row of this one with the same source. ``made`` counts what it made.
-    """
-    from apache_beam.metrics.metric import MetricsFilter
-
-    counts = Counter()
-    for counter in result.metrics().query(MetricsFilter().with_namespace("ingest"))["counters"]:
-        counts[counter.key.metric.name] += counter.committed or 0
-    return {"reused": {what: counts[reused] for what, reused, _ in _REUSE},
-            "made": {what: counts[made] for what, _, made in _REUSE}}
