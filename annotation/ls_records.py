@@ -16,17 +16,27 @@ Fields the task data does not carry come from the known clip (``clip_start``/``c
 or from defaults named in ``TaskInfo``: ``source`` and VideoPoint ``category``; VideoPoint
 ``duration`` (of the whole source video) is ``data.video_duration``, else ``clip_end`` (the
 smallest value the record allows). Track objects get ids 1..N by first visible frame, then (x, y)
-there, then result id; one ``videorectangle`` result is one object; a track never visible in the
-clip is left out.
+there, then result id; one ``videorectangle`` result is one object (a track with no keyframe is
+an ``empty_track`` problem, never left out silently).
+
+Before any label is read the task data is checked (:func:`annotation.ls_task_data.check_task_data`).
+A result of a control the project's config does not have, writing a result type the config never
+writes (a ``timelinelabels`` region, a ``relation``), carries nothing a record holds: it is
+returned in ``Built.skipped`` for its own failure record and the other results still make the
+record. An unknown control writing a type the config uses (a misspelled ``points``) may hold
+labels the record needs, so it fails the annotation. A VideoPoint whose points lie off Molmo 2's
+0.5 s grid (a clip pushed before push checked the grid) gets a review note: held for a person,
+never dropped.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
 
 from annotation.ls_results import (
     ExportProblem,
     allowed_labels,
+    control_target,
     control_types,
     number,
     read_keyframes,
@@ -37,8 +47,10 @@ from annotation.ls_results import (
     require,
     track_centers,
 )
+from annotation.ls_task_data import check_task_data
+from schemas.records import point_time_on_grid
 
-__all__ = ["KIND_DATASET", "VIDEO_KINDS", "TaskInfo", "build_record"]
+__all__ = ["KIND_DATASET", "VIDEO_KINDS", "TaskInfo", "Built", "Skipped", "build_record"]
 
 KIND_DATASET: dict[str, str] = {
     "video_point": "VideoPoint", "video_track": "VideoTrack", "multi_image_point": "MultiImagePoint",
@@ -59,27 +71,65 @@ class TaskInfo:
     """``source`` of VideoPoint/VideoTrack records when ``data`` has none."""
     category: str
     """VideoPoint ``category`` when ``data`` has none."""
+    clip: Optional[dict] = None
+    """The clip record (a ``Clip`` dict) when the caller knows it: the task data is checked against it."""
 
     @property
     def where(self) -> str:
         return f"task {self.id} data"
 
 
-def _results(task: TaskInfo, annotation: dict, where: str) -> list[tuple[str, dict, str]]:
-    """``(from_name, result, where)`` for each result, checked against the kind's config."""
+@dataclass(frozen=True)
+class Skipped:
+    """A result left out of the record: where it is, why, and the result itself."""
+
+    where: str
+    problem: ExportProblem
+    result: Any
+
+
+@dataclass
+class Built:
+    """What one annotation gave: the record dict, review notes (a note sends the record to review
+    instead of the dataset) and results left out (each becomes its own failure record)."""
+
+    record: dict
+    notes: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+Results = list[tuple[str, dict, str]]
+"""``(from_name, result, where)`` of the annotation's results, checked against the config."""
+
+
+def _results(task: TaskInfo, annotation: dict, where: str) -> tuple[Results, list[Skipped]]:
+    """``(from_name, result, where)`` for each result, checked against the kind's config, and the
+    results of controls the config does not know that hold nothing a record needs."""
     results = require(annotation, "result", where)
     if not isinstance(results, list):
         raise ExportProblem("bad_value", f"{where}.result must be a list, got {type(results).__name__}")
     types = control_types(task.kind)
     seen: set[tuple[str, str]] = set()
-    out = []
+    out, skipped = [], []
     for i, r in enumerate(results):
         rid = r.get("id") if isinstance(r, dict) else None
         at = f"{where} result {rid!r}" if rid is not None else f"{where} result #{i}"
+        name = r.get("from_name") if isinstance(r, dict) else None
+        rtype = r.get("type") if isinstance(r, dict) else None
+        if not (isinstance(name, str) and name in types) and isinstance(rtype, str) and rtype not in types.values():
+            skipped.append(Skipped(at, ExportProblem(
+                "unknown_control", f"{at}: a {rtype!r} result of control {name!r}, which the {task.kind} config "
+                f"does not have (known: {sorted(types)}); left out, the other results are kept"), r))
+            continue
         name = require(r, "from_name", at)
         if not isinstance(name, str) or name not in types:
             raise ExportProblem("unknown_control", f"{at}: from_name {name!r} is not a control of the "
-                                f"{task.kind} config (known: {sorted(types)})")
+                                f"{task.kind} config (known: {sorted(types)}), and its {rtype!r} result may "
+                                f"hold labels the record needs")
+        to_name = require(r, "to_name", at)
+        if to_name != control_target(task.kind, name):
+            raise ExportProblem("bad_value", f"{at}: to_name {to_name!r} is not the object control {name!r} labels "
+                                f"({control_target(task.kind, name)!r})")
         kind = require(r, "type", at)
         if kind != types[name]:
             raise ExportProblem("bad_value", f"{at}: type {kind!r} does not match control {name!r} "
@@ -89,13 +139,7 @@ def _results(task: TaskInfo, annotation: dict, where: str) -> list[tuple[str, di
                 raise ExportProblem("duplicate_id", f"{at}: result id {rid!r} appears twice in the annotation")
             seen.add((kind, str(rid)))
         out.append((name, r, at))
-    return out
-
-
-def _times(value: Any, where: str) -> list[float]:
-    if not isinstance(value, list) or not value:
-        raise ExportProblem("bad_value", f"{where} must be a non-empty list of seconds, got {value!r}")
-    return [number(t, f"{where}[{i}]", 0.0) for i, t in enumerate(value)]
+    return out, skipped
 
 
 def _clip(task: TaskInfo) -> dict[str, Any]:
@@ -107,11 +151,23 @@ def _unsure(name: str, r: dict, at: str, task: TaskInfo) -> bool:
     return UNSURE in read_labels(r, at, "choices", allowed_labels(task.kind, name))
 
 
-def _video_point(task: TaskInfo, annotation: dict, key: str, where: str) -> tuple[dict, list[str]]:
+def _off_grid_note(times: list[float], points: list[dict], clip: dict) -> list[str]:
+    duration = clip["clip_end"] - clip["clip_start"]
+    off = sorted({p["time"] for p in points if not point_time_on_grid(p["time"], duration)})
+    if not off:
+        return []
+    step = times[1] - times[0] if len(times) > 1 else 0.0
+    return [f"points at {[round(t, 4) for t in off]} s are off Molmo 2's 0.5 s grid, which VideoPoint needs: clip "
+            f"{clip['clip_id']!r} ({duration:g} s) was sampled every {step:.4g} s. Re-ingest it at 2 fps (clips up "
+            f"to 63.5 s: --window 63; sampling.max_fps 2, max_frames 128) and push it again; 'annotate push' "
+            f"refuses such clips before anyone labels them"]
+
+
+def _video_point(task: TaskInfo, results: Results, key: str, where: str) -> Built:
     d = task.data
-    times = _times(require(d, "timestamps", task.where), f"{task.where}.timestamps")
+    times = [float(t) for t in d["timestamps"]]  # checked by check_task_data
     points, unsure = [], False
-    for name, r, at in _results(task, annotation, where):
+    for name, r, at in results:
         if name == "points":
             kp = read_keypoint(r, at, len(times), allowed_labels(task.kind, name))
             points.append({"time": times[kp.item_index], "x": kp.x, "y": kp.y})
@@ -125,16 +181,14 @@ def _video_point(task: TaskInfo, annotation: dict, key: str, where: str) -> tupl
         "question": require(d, "query", task.where), "count": len(points), "points": points,
         "category": d.get("category") or task.category, "annotator_unsure": unsure,
     }
-    return record, []
+    return Built(record, _off_grid_note(times, points, clip))
 
 
-def _multi_image_point(task: TaskInfo, annotation: dict, key: str, where: str) -> tuple[dict, list[str]]:
+def _multi_image_point(task: TaskInfo, results: Results, key: str, where: str) -> Built:
     d = task.data
-    image_ids = require(d, "image_ids", task.where)
-    if not isinstance(image_ids, list):
-        raise ExportProblem("bad_value", f"{task.where}.image_ids must be a list, got {image_ids!r}")
+    image_ids = d["image_ids"]  # checked by check_task_data
     points, unsure = [], False
-    for name, r, at in _results(task, annotation, where):
+    for name, r, at in results:
         if name == "points":
             kp = read_keypoint(r, at, len(image_ids), allowed_labels(task.kind, name))
             points.append({"image_index": kp.item_index, "x": kp.x, "y": kp.y})
@@ -146,77 +200,71 @@ def _multi_image_point(task: TaskInfo, annotation: dict, key: str, where: str) -
         "label": require(d, "label", task.where), "question": require(d, "query", task.where),
         "count": len(points), "points": points, "annotator_unsure": unsure,
     }
-    return record, []
+    return Built(record)
 
 
-def _video_track(task: TaskInfo, annotation: dict, key: str, where: str) -> tuple[dict, list[str]]:
+def _video_track(task: TaskInfo, results: Results, key: str, where: str) -> Built:
     d = task.data
-    frame_times = _times(require(d, "frame_times", task.where), f"{task.where}.frame_times")
+    frame_times, indices, fps = d["frame_times"], d["frame_indices"], d["fps"]  # checked by check_task_data
     n = len(frame_times)
-    if "frame_count" in d and d["frame_count"] != n:
-        raise ExportProblem("bad_value", f"{task.where}.frame_count is {d['frame_count']!r} but frame_times "
-                            f"has {n} entries")
     width = number(require(d, "width", task.where), f"{task.where}.width", 1.0)
     height = number(require(d, "height", task.where), f"{task.where}.height", 1.0)
     found = []
-    for name, r, at in _results(task, annotation, where):
+    for name, r, at in results:
         if name == "box":
             rid = str(require(r, "id", at))
-            centers = track_centers(read_keyframes(r, at, n, allowed_labels(task.kind, name)), n, width, height, at)
-            first = next((i for i, c in enumerate(centers) if c is not None), None)
-            if first is not None:
-                found.append(((first, *centers[first], rid), centers))
+            keyframes = read_keyframes(r, at, n, fps, allowed_labels(task.kind, name))
+            centers = track_centers(keyframes, n, width, height, at)
+            first = next(i for i, c in enumerate(centers) if c is not None)  # a keyframe shows its own frame
+            found.append(((first, *centers[first], rid), centers))
         else:
             read_labels(r, at, "labels", allowed_labels(task.kind, name))
     found.sort(key=lambda item: item[0])
     objects = [{"object_id": i + 1, "points": [None if c is None else {"x": c[0], "y": c[1]} for c in centers]}
                for i, (_, centers) in enumerate(found)]
-    indices = d.get("frame_indices") or [0, n - 1]
-    if not isinstance(indices, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
-        raise ExportProblem("bad_value", f"{task.where}.frame_indices must be a list of frame indices, got {indices!r}")
     record = {
         "key": key, **_clip(task), "source": d.get("source") or task.source,
-        "expression": require(d, "expression", task.where), "fps": require(d, "fps", task.where),
+        "expression": require(d, "expression", task.where), "fps": fps,
         "width": d["width"], "height": d["height"], "start_frame": indices[0], "end_frame": indices[-1],
-        "timestamps": frame_times, "objects": objects,
+        "timestamps": [float(t) for t in frame_times], "objects": objects,
     }
-    return record, []
+    return Built(record)
 
 
-def _texts(task: TaskInfo, annotation: dict, where: str, wanted: tuple[str, ...]) -> tuple[dict[str, str], list]:
+def _texts(task: TaskInfo, results: Results, where: str, wanted: tuple[str, ...]) -> tuple[dict[str, str], list]:
     texts: dict[str, str] = {}
     ratings = []
-    for name, r, at in _results(task, annotation, where):
+    for name, r, at in results:
         if name in wanted:
             if name in texts:
                 raise ExportProblem("bad_value", f"{at}: a second {name!r} text; the config allows one")
             texts[name] = read_text(r, at)
         elif control_types(task.kind)[name] == "rating":
-            ratings.append(read_rating(r, at))
+            ratings.append(read_rating(r, at, task.kind, name))
     for name in wanted:
         if name not in texts:
             raise ExportProblem("missing_field", f"{where} has no {name!r} text")
     return texts, ratings
 
 
-def _ask_model_anything(task: TaskInfo, annotation: dict, key: str, where: str) -> tuple[dict, list[str]]:
-    texts, _ = _texts(task, annotation, where, ("question", "answer"))
-    return {"key": key, **_clip(task), "question": texts["question"], "answer": texts["answer"]}, []
+def _ask_model_anything(task: TaskInfo, results: Results, key: str, where: str) -> Built:
+    texts, _ = _texts(task, results, where, ("question", "answer"))
+    return Built({"key": key, **_clip(task), "question": texts["question"], "answer": texts["answer"]})
 
 
-def _caption(task: TaskInfo, annotation: dict, key: str, where: str) -> tuple[dict, list[str]]:
-    texts, ratings = _texts(task, annotation, where, ("caption",))
+def _caption(task: TaskInfo, results: Results, key: str, where: str) -> Built:
+    texts, ratings = _texts(task, results, where, ("caption",))
     score = ratings[-1] if ratings else None
-    return {"key": key, **_clip(task), "clip_caption": texts["caption"], "annotation_score": score}, []
+    return Built({"key": key, **_clip(task), "clip_caption": texts["caption"], "annotation_score": score})
 
 
-_BUILDERS: dict[str, Callable[[TaskInfo, dict, str, str], tuple[dict, list[str]]]] = {
+_BUILDERS: dict[str, Callable[[TaskInfo, Results, str, str], Built]] = {
     "video_point": _video_point, "video_track": _video_track, "multi_image_point": _multi_image_point,
     "ask_model_anything": _ask_model_anything, "caption": _caption,
 }
 
 
-def build_record(task: TaskInfo, annotation: dict, key: str, where: str) -> tuple[dict, list[str]]:
+def build_record(task: TaskInfo, annotation: dict, key: str, where: str) -> Built:
     """One annotation of one task as a record dict of ``KIND_DATASET[task.kind]``.
 
     Args:
@@ -226,10 +274,13 @@ def build_record(task: TaskInfo, annotation: dict, key: str, where: str) -> tupl
         where: message prefix, e.g. ``task 3 annotation 7``.
 
     Returns:
-        ``(record dict, review notes)``; a note sends the
-        record to review instead of the dataset.
+        A :class:`Built`: the record dict, review notes, and results left out of it.
 
     Raises:
         ExportProblem: anything in the data or results that cannot become the record.
     """
-    return _BUILDERS[task.kind](task, annotation, key, where)
+    check_task_data(task.kind, task.data, task.clip, task.where)
+    results, skipped = _results(task, annotation, where)
+    built = _BUILDERS[task.kind](task, results, key, where)
+    built.skipped.extend(skipped)
+    return built

@@ -18,8 +18,12 @@ into numbers this project trusts, or raise ``ExportProblem`` naming the field an
     clip ends; after a disabled keyframe the object is absent until the next keyframe;
   - interpolated exports carry the in-between frames as ``"auto": true`` entries (copies of the
     enabled keyframe before them); they are read as keyframes, which gives the same frames.
-    A keyframe without ``enabled`` counts as enabled. Auto entries past the clip's last frame (Label Studio's ``framesCount`` can exceed the mp4's
-    frame count by one) are dropped; a real keyframe past the clip is an error.
+    A keyframe without ``enabled`` counts as enabled. Auto entries past the clip's last frame
+    (Label Studio's ``framesCount`` can exceed the mp4's frame count by one) are dropped; a real
+    keyframe past the clip is an error, and so is a track left with no keyframe (``empty_track``).
+  - ``value.framesCount`` and ``value.duration`` say which video the track was drawn on: they must
+    match the task's mp4 (its frame count, one frame of slack, and ``frame count / fps``), else the
+    keyframes belong to another video or to this one at another rate (``clip_mismatch``).
 
   The export's ``time`` field is never read: frame ``f`` is shown from ``(f - 1) / fps`` while
   ``time`` says ``f / fps``.
@@ -36,7 +40,8 @@ from typing import Any, Optional, Sequence
 
 from annotation.tasks import label_config
 
-__all__ = ["ExportProblem", "Keypoint", "Keyframe", "control_types", "allowed_labels", "number", "require",
+__all__ = ["ExportProblem", "Keypoint", "Keyframe", "control_types", "control_target", "allowed_labels", "number",
+           "require",
            "read_keypoint", "read_labels", "read_text", "read_rating", "read_keyframes", "track_centers"]
 
 CENTER_SLACK = 1e-9
@@ -48,7 +53,8 @@ class ExportProblem(ValueError):
 
     Attributes:
         error_type: a short code (``missing_field``, ``bad_value``, ``out_of_range``,
-            ``unknown_label``, ``unknown_control``, ``frame_out_of_clip``, ...).
+            ``unknown_label``, ``unknown_control``, ``frame_out_of_clip``, ``empty_track``,
+            ``clip_mismatch``, ...).
     """
 
     def __init__(self, error_type: str, message: str):
@@ -92,30 +98,45 @@ def _integer(value: Any, where: str) -> int:
 # ----------------------------------------------------------------------------- label configs
 
 
+@dataclass(frozen=True)
+class _Control:
+    tag: str
+    """The result ``type`` it writes: the tag, lower case."""
+    labels: frozenset[str]
+    to_name: str
+    max_rating: Optional[float]
+
+
 @lru_cache(maxsize=None)
-def _controls(kind: str) -> dict[str, tuple[str, frozenset[str]]]:
+def _controls(kind: str) -> dict[str, _Control]:
     root = ET.fromstring(label_config(kind))
-    out: dict[str, tuple[str, frozenset[str]]] = {}
+    out: dict[str, _Control] = {}
     for elem in root.iter():
         if "name" in elem.attrib and "toName" in elem.attrib:
             labels = frozenset(c.get("value", "") for c in elem if c.tag in ("Label", "Choice"))
-            out[elem.attrib["name"]] = (elem.tag.lower(), labels)
+            top = float(elem.get("maxRating", "5")) if elem.tag == "Rating" else None
+            out[elem.attrib["name"]] = _Control(elem.tag.lower(), labels, elem.attrib["toName"], top)
     return out
 
 
 def control_types(kind: str) -> dict[str, str]:
     """Control name -> the result ``type`` it writes (``points`` -> ``keypointlabels``), from the config."""
-    return {name: tag for name, (tag, _) in _controls(kind).items()}
+    return {name: c.tag for name, c in _controls(kind).items()}
+
+
+def control_target(kind: str, from_name: str) -> str:
+    """The object tag (``to_name``) a control labels, from the config."""
+    return _controls(kind)[from_name].to_name
 
 
 def allowed_labels(kind: str, from_name: str) -> frozenset[str]:
     """Labels a result of control ``from_name`` may carry: its own ``<Label>``/``<Choice>`` values,
     or, for a tool without its own (``VideoRectangle``), those of the config's ``<Labels>``."""
     controls = _controls(kind)
-    own = controls[from_name][1]
+    own = controls[from_name].labels
     if own:
         return own
-    return frozenset().union(*(labels for tag, labels in controls.values() if tag == "labels"))
+    return frozenset().union(*(c.labels for c in controls.values() if c.tag == "labels"))
 
 
 def _check_labels(value: Any, field: str, allowed: frozenset[str], where: str, required: bool) -> list[str]:
@@ -202,10 +223,18 @@ def read_text(result: dict, where: str) -> str:
     return joined
 
 
-def read_rating(result: dict, where: str) -> float:
-    """A ``rating`` result's ``value.rating`` (a number >= 0)."""
+def read_rating(result: dict, where: str, kind: str, from_name: str) -> float:
+    """A ``rating`` result's ``value.rating``: a whole number from 0 to the control's ``maxRating``.
+
+    Raises:
+        ExportProblem: missing, not a number (``bad_value``) or beyond the config's scale (``out_of_range``).
+    """
     value = require(result, "value", where)
-    return number(require(value, "rating", f"{where}.value"), f"{where}.value.rating", 0.0, math.inf)
+    top = _controls(kind)[from_name].max_rating or math.inf
+    rating = number(require(value, "rating", f"{where}.value"), f"{where}.value.rating", 0.0, top)
+    if rating != int(rating):
+        raise ExportProblem("bad_value", f"{where}.value.rating must be a whole number of stars, got {rating!r}")
+    return rating
 
 
 # ----------------------------------------------------------------------------- box tracks
@@ -225,7 +254,24 @@ class Keyframe:
     auto: bool
 
 
-def read_keyframes(result: dict, where: str, n_frames: int, allowed: frozenset[str]) -> list[Keyframe]:
+FRAMES_COUNT_SLACK = 1
+"""Label Studio's ``framesCount`` may differ from the mp4's frame count by this many frames."""
+
+
+def _check_video(value: dict, where: str, n_frames: int, fps: float) -> None:
+    """``framesCount`` and ``duration`` of a track must describe the task's mp4 (see the module doc)."""
+    count = number(require(value, "framesCount", f"{where}.value"), f"{where}.value.framesCount", 0.0)
+    duration = number(require(value, "duration", f"{where}.value"), f"{where}.value.duration", 0.0)
+    if abs(count - n_frames) > FRAMES_COUNT_SLACK:
+        raise ExportProblem("clip_mismatch", f"{where}: value.framesCount is {count:g} but the task's mp4 has "
+                            f"{n_frames} frames: the track was drawn on another video or at another frame rate")
+    if abs(duration * fps - n_frames) > FRAMES_COUNT_SLACK + 1e-6:
+        raise ExportProblem("clip_mismatch", f"{where}: value.duration is {duration:g} s, {duration * fps:.4g} frames "
+                            f"at the task's {fps:g} fps, but the mp4 has {n_frames} frames "
+                            f"({n_frames / fps:.4g} s): the track was drawn on another video or at another rate")
+
+
+def read_keyframes(result: dict, where: str, n_frames: int, fps: float, allowed: frozenset[str]) -> list[Keyframe]:
     """The checked sequence of a ``videorectangle`` result, one entry per frame, sorted by frame.
 
     Where two entries share a frame a keyframe wins over an ``auto`` entry, else the later one.
@@ -234,14 +280,20 @@ def read_keyframes(result: dict, where: str, n_frames: int, allowed: frozenset[s
         result: the result item.
         where: message prefix naming task, annotation and result.
         n_frames: frames of the task's mp4 (``len(data["frame_times"])``).
+        fps: the task's mp4 frame rate (checked against ``value.duration``).
         allowed: labels the config allows in ``value.labels``.
 
+    Returns:
+        At least one keyframe.
+
     Raises:
-        ExportProblem: missing fields, non-numbers, percent outside [0, 100], unknown labels or a
-            keyframe outside frames ``1..n_frames`` (``frame_out_of_clip``).
+        ExportProblem: missing fields, non-numbers, percent outside [0, 100], unknown labels, a
+            keyframe outside frames ``1..n_frames`` (``frame_out_of_clip``), ``framesCount`` or
+            ``duration`` of another video (``clip_mismatch``), or no keyframe at all (``empty_track``).
     """
     value = require(result, "value", where)
     _check_labels(value, "labels", allowed, where, required=False)
+    _check_video(value, where, n_frames, fps)
     sequence = require(value, "sequence", f"{where}.value")
     if not isinstance(sequence, list):
         raise ExportProblem("bad_value", f"{where}.value.sequence must be a list, got {type(sequence).__name__}")
@@ -264,6 +316,10 @@ def read_keyframes(result: dict, where: str, n_frames: int, allowed: frozenset[s
         old = by_frame.get(frame)
         if old is None or old.auto or not auto:
             by_frame[frame] = kf
+    if not by_frame:
+        what = "is empty" if not sequence else f"holds only interpolated frames past the clip's {n_frames}"
+        raise ExportProblem("empty_track", f"{where}: value.sequence {what}: the track has no keyframe, so the "
+                            f"object it stands for is nowhere; draw it again in Label Studio or delete it")
     return [by_frame[f] for f in sorted(by_frame)]
 
 

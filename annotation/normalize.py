@@ -19,8 +19,14 @@ Failure records (``schemas`` ``failure``, stage ``annotation``, outcome ``failed
 ``missing_field``, ``bad_value``, ``out_of_range``, ``unknown_label``, ``unknown_control``,
 ``unknown_kind``, ``frame_out_of_clip``, ``duplicate_id`` (task ids, task keys, annotation ids
 or result ids seen twice: every copy fails, none is trusted), ``unknown_clip``, ``cancelled``
-(``was_cancelled: true``), ``invalid_record`` (the record broke its schema), or the exception
-class name for a shape nobody foresaw. One bad task or annotation never stops the others. ``predictions`` and drafts are ignored.
+(``was_cancelled: true``), ``inconsistent_task``, ``bad_media`` and ``clip_mismatch`` (task data
+that cannot be trusted, see ``annotation.ls_task_data``), ``empty_track`` (a track with no
+keyframe), ``invalid_record`` (the record broke its schema), or the exception class name for a
+shape nobody foresaw. Each names the task and the annotation (``input_id`` ``task 3 annotation
+7``). One bad task or annotation never stops the others. A result of a control the config does
+not have (a ``timelinelabels`` region) is its own failure (``input_id`` ``task 3 annotation 7
+result 'x'``) and the annotation's other results still make its record. ``predictions`` and
+drafts are ignored.
 
 Record keys: ``{task key}-a{annotation id}`` for one annotator's record, ``{task key}-merged``
 for a consensus, where the task key is ``data.task_key`` made key-safe (characters outside
@@ -40,7 +46,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from annotation.agreement import Agreement, AgreementConfig, assess
-from annotation.ls_records import KIND_DATASET, VIDEO_KINDS, TaskInfo, build_record
+from annotation.ls_records import KIND_DATASET, VIDEO_KINDS, Skipped, TaskInfo, build_record
 from annotation.ls_results import ExportProblem, require
 from schemas.records import RecordValidationError, validate
 from schemas.tracks import resample_track
@@ -234,7 +240,7 @@ def _task(task: Any, dups: tuple[set, set, set], known_clips: Any, config: Norma
     task_key = data.get("task_key") if isinstance(data.get("task_key"), str) else f"{kind}-task{tid}"
     if task_key in dups[1]:
         raise ExportProblem("duplicate_id", f"{where}: task_key {task_key!r} is used by more than one task")
-    data = dict(data)
+    data, clip = dict(data), None
     if kind in VIDEO_KINDS:
         clip_id = require(data, "clip_id", f"{where} data")
         if not isinstance(clip_id, str):
@@ -247,11 +253,15 @@ def _task(task: Any, dups: tuple[set, set, set], known_clips: Any, config: Norma
                               ("width", "frame_width"), ("height", "frame_height")):
                 if data.get(name) is None and clip.get(src) is not None:
                     data[name] = clip[src]
-    return TaskInfo(tid, kind, data, config.source, config.category), task_key
+    return TaskInfo(tid, kind, data, config.source, config.category, clip), task_key
 
 
-def _annotation(info: TaskInfo, ann: Any, dups: set, base: str) -> tuple[int, dict, list[str]]:
-    """One annotation -> ``(annotation id, validated record, review notes)``."""
+def _annotation(info: TaskInfo, ann: Any, dups: set, base: str) -> tuple[int, dict, list[str], list[Skipped]]:
+    """One annotation -> ``(annotation id, record, review notes, results left out)``.
+
+    The record is validated; one held for review (it has notes) that breaks its schema is kept
+    as it is, the schema's complaint added to its notes, so that no label is dropped.
+    """
     if not isinstance(ann, dict):
         raise ExportProblem("bad_value", f"task {info.id}: an annotation must be an object, got {type(ann).__name__}")
     aid = require(ann, "id", f"task {info.id} annotation")
@@ -260,18 +270,23 @@ def _annotation(info: TaskInfo, ann: Any, dups: set, base: str) -> tuple[int, di
     where = f"task {info.id} annotation {aid}"
     if repr(aid) in dups:
         raise ExportProblem("duplicate_id", f"{where}: annotation id {aid} appears more than once in the export")
-    if ann.get("was_cancelled") is True:
+    cancelled = require(ann, "was_cancelled", where)
+    if not isinstance(cancelled, bool):
+        raise ExportProblem("bad_value", f"{where}.was_cancelled must be true or false, got {cancelled!r}")
+    if cancelled:
         raise ExportProblem("cancelled", f"{where} was cancelled (skipped) by annotator "
                             f"{ann.get('completed_by')!r}; it holds no labels")
     try:
-        record, notes = build_record(info, ann, f"{base}-a{aid}", where)
+        built = build_record(info, ann, f"{base}-a{aid}", where)
     except ExportProblem as p:  # a task-data problem is reported on each annotation it spoils
         if str(p).startswith(where):
             raise
         raise ExportProblem(p.error_type, f"{where}: {p}") from None
     try:
-        return aid, validate(KIND_DATASET[info.kind], record).model_dump(), notes
+        return aid, validate(KIND_DATASET[info.kind], built.record).model_dump(), built.notes, built.skipped
     except RecordValidationError as exc:
+        if built.notes:
+            return aid, built.record, built.notes + [f"the record breaks its schema: {exc}"], built.skipped
         raise ExportProblem("invalid_record", f"{where}: {exc}") from None
 
 
@@ -344,14 +359,19 @@ def normalize_export(export: Export, known_clips: Optional[Union[set, frozenset,
             run.out.unannotated.append(info.id)
         good = []
         for k, ann in enumerate(annotations):
+            aid = ann.get("id") if isinstance(ann, dict) else None
+            suffix = f"-a{aid}" if isinstance(aid, int) and not isinstance(aid, bool) else f"-at-{k}"
             try:
-                good.append(_annotation(info, ann, dups[2], base))
+                aid, record, notes, skipped = _annotation(info, ann, dups[2], base)
             except Exception as exc:  # noqa: BLE001 - one bad annotation never stops the task
                 p = _problem(exc, f"task {info.id} annotation")
-                aid = ann.get("id") if isinstance(ann, dict) else None
-                suffix = f"-a{aid}" if isinstance(aid, int) and not isinstance(aid, bool) else f"-at-{k}"
                 run.fail(base_id + suffix, f"task {info.id} annotation {aid}", p.error_type, str(p),
                          {"task_id": info.id, "data": task["data"], "annotation": ann})
+                continue
+            good.append((aid, record, notes))
+            for r, left in enumerate(skipped):  # results the record does not need, each its own failure
+                run.fail(f"{base_id}{suffix}-r{r}", left.where, left.problem.error_type, str(left.problem),
+                         {"task_id": info.id, "annotation_id": aid, "result": left.result})
         if good:
             _decide(run, info, task_key, base, good)
     return run.out

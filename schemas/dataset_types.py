@@ -32,6 +32,7 @@ from schemas.record_types import (
     check_sorted,
     check_within,
     fmt_num,
+    point_time_on_grid,
     rule_error,
 )
 
@@ -146,9 +147,7 @@ class VideoPoint(VideoAnnotation):
         times = [p.time for p in self.points]
         check_sorted(times, "points", field=".time")
         for i, t in enumerate(times):
-            on_grid = abs(t * POINT_GRID_FPS - round(t * POINT_GRID_FPS)) <= TIME_TOLERANCE
-            last_frame = abs(t - self.clip_duration) <= TIME_TOLERANCE  # sampling keeps the last frame
-            if not (on_grid or last_frame):
+            if not point_time_on_grid(t, self.clip_duration):
                 grid = 1 / POINT_GRID_FPS
                 raise rule_error(f"points[{i}].time", f"must be on the {grid} s grid or the clip's last "
                                  f"frame ({fmt_num(self.clip_duration)}), got {t!r}", t)

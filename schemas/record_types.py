@@ -22,7 +22,7 @@ from pydantic_core import PydanticCustomError
 from schemas.sampling import sample_times
 
 __all__ = [
-    "KEY_PATTERN", "SHA256_PATTERN", "TIME_TOLERANCE", "POINT_GRID_FPS",
+    "KEY_PATTERN", "SHA256_PATTERN", "TIME_TOLERANCE", "POINT_GRID_FPS", "point_time_on_grid",
     "Key", "Sha256", "Text", "Unit", "Seconds", "Count", "Pixels", "Split",
     "Strict", "Record", "SubtitleCue", "Point", "TimedPoint", "ImagePoint", "QAPair", "TrackObject",
     "ImageInfo", "VideoAsset", "Clip", "ImageSet", "FailureRecord",
@@ -35,6 +35,16 @@ TIME_TOLERANCE = 1e-6
 """Seconds of float slack allowed when comparing times (clip timestamps, grid, clip bounds)."""
 POINT_GRID_FPS = 2.0
 """VideoPoint annotations sit on this grid (0.5 s), the Molmo 2 sampling rate."""
+
+
+def point_time_on_grid(t: float, clip_duration: float) -> bool:
+    """Whether a VideoPoint time may carry points: on the 0.5 s grid, or the clip's last instant.
+
+    The one definition of the rule: the VideoPoint record checks its points with it, and
+    ``annotation.push_plan`` checks a clip's sample times with it before any task is made.
+    """
+    on_grid = abs(t * POINT_GRID_FPS - round(t * POINT_GRID_FPS)) <= TIME_TOLERANCE
+    return on_grid or abs(t - clip_duration) <= TIME_TOLERANCE  # sampling keeps the last frame
 
 Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN, min_length=1, max_length=256)]
 Sha256 = Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]

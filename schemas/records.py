@@ -56,6 +56,7 @@ from schemas.record_types import (
     TimedPoint,
     TrackObject,
     VideoAsset,
+    point_time_on_grid,
 )
 
 __all__ = [
@@ -65,7 +66,7 @@ __all__ = [
     "VideoAnnotation", "VideoAsset", "VideoPoint", "VideoTrack",
     "DATASETS", "RECORD_TYPES", "FieldError", "RecordValidationError", "UnknownRecordTypeError",
     "get_record_type", "validate", "migrate", "canonical_json", "record_to_json",
-    "record_from_json",
+    "record_from_json", "point_time_on_grid",
 ]
 
 DATASETS: Mapping[str, type[Record]] = MappingProxyType({

@@ -301,14 +301,15 @@ def test_simulated_annotator_sparse_keyframes_and_bad_arguments_offline(corpus, 
     monkeypatch.setattr(socket, "socket", lambda *a, **k: pytest.fail("no network here"))
     clip = corpus["clips"][sorted(corpus["clips"])[0]]
     scene = corpus["scenes"][clip["video_id"]]
-    data = video_track_task(clip, "moving shapes", "object", "/v.mp4")
+    data = video_track_task(clip, "moving shapes", "object", f"/data/local-files/?d=rt/video/{clip['key']}.mp4")
     full, sparse = simulate("video_track", data, scene), simulate("video_track", data, scene, step=5)
     assert [r["id"] for r in full] == [r["id"] for r in sparse] == [f"obj{o.object_id}" for o in scene.objects]
     for a, b in zip(full, sparse):
         assert len(b["value"]["sequence"]) < len(a["value"]["sequence"])
         off = [k["frame"] for k in a["value"]["sequence"] if not k["enabled"]]
         assert off and off == [k["frame"] for k in b["value"]["sequence"] if not k["enabled"]]
-    export = [{"id": n, "data": {**data, "task_key": f"t{n}"}, "annotations": [{"id": n, "result": result}]}
+    export = [{"id": n, "data": {**data, "task_key": f"t{n}"}, "annotations": [{"id": n, "result": result,
+                                                                               "was_cancelled": False}]}
               for n, result in ((1, full), (2, sparse))]
     out = normalize_export(export, known_clips=corpus["clips"])
     assert out.failures == []

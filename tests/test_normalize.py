@@ -10,85 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from annotation.normalize import NormalizeConfig, normalize_export, record_key, resample_track
-from annotation.tasks import clip_video_task, multi_image_point_task, video_point_task, video_track_task
 from schemas.records import validate
 from schemas.sampling import sample_times
+from tests.ls_exports import (
+    CLIPS, FPS, SEQ_A, SEQ_B, annotation, good_point_task, image_set_data, keypoint, kf, point_data, task, text,
+    track, track_data, unsure, video_data,
+)
 
-FPS = 5.0  # the clip's constant-frame-rate mp4: 4 s -> 20 frames, frame f shown from (f - 1) / 5
-
-
-def clip(key: str = "clip-1") -> dict:
-    """A Clip record dict: 4 s of vid-1 from 10 s, sampled at 2 fps, with a 5 fps mp4."""
-    times = sample_times(4.0)
-    return {
-        "key": key, "video_id": "vid-1", "start": 10.0, "end": 14.0, "timestamps": times,
-        "frame_indices": [round(t * 30) for t in times], "frame_width": 640, "frame_height": 360,
-        "max_frames": 128, "max_fps": 2.0, "split": "train", "mp4": f"mp4/{key}.mp4", "mp4_fps": FPS,
-        "mp4_frame_indices": [i * 6 for i in range(20)],
-    }
-
-
-CLIPS = {"clip-1": clip("clip-1"), "clip-2": clip("clip-2")}
-
-
-def point_data(c: str = "clip-1", label: str = "red circle") -> dict:
-    return video_point_task(CLIPS[c], "red circles", label, lambda i: f"/data/local-files/?d=f/{c}/{i}.jpg")
-
-
-def track_data(c: str = "clip-1") -> dict:
-    return video_track_task(CLIPS[c], "the running dog", "dog", f"/data/local-files/?d=mp4/{c}.mp4")
-
-
-def image_set_data() -> dict:
-    images = [{"image_id": f"img-{i}", "width": 100, "height": 80} for i in range(3)]
-    return multi_image_point_task({"key": "set-1", "images": images}, "cups", "cup", lambda i: f"/img/{i}.jpg")
-
-
-def keypoint(rid: str, item_index: int, x: float, y: float, label: str = "object", to: str = "frames") -> dict:
-    return {"id": rid, "type": "keypointlabels", "from_name": "points", "to_name": to, "origin": "manual",
-            "original_width": 640, "original_height": 360, "image_rotation": 0, "item_index": item_index,
-            "value": {"x": x, "y": y, "width": 0.6, "keypointlabels": [label]}}
-
-
-def unsure(to: str = "frames") -> dict:
-    return {"id": "u1", "type": "choices", "from_name": "unsure", "to_name": to, "value": {"choices": ["unsure"]}}
-
-
-def kf(frame: int, x: float, y: float, w: float = 10.0, h: float = 20.0, enabled: bool = True) -> dict:
-    """A keyframe as exported: note ``time`` is frame / fps, one frame late."""
-    return {"frame": frame, "enabled": enabled, "rotation": 0, "x": x, "y": y, "width": w, "height": h,
-            "time": frame / FPS}
-
-
-def track(rid: str, sequence: list[dict]) -> dict:
-    return {"id": rid, "type": "videorectangle", "from_name": "box", "to_name": "video", "origin": "manual",
-            "value": {"framesCount": 20, "duration": 4.0, "labels": ["object"], "sequence": sequence}}
-
-
-def text(name: str, value: str) -> dict:
-    return {"id": f"t-{name}", "type": "textarea", "from_name": name, "to_name": "video", "value": {"text": [value]}}
-
-
-def annotation(aid: int, result: list[dict], cancelled: bool = False, user: int = 1) -> dict:
-    return {"id": aid, "completed_by": user, "result": result, "was_cancelled": cancelled, "ground_truth": False,
-            "created_at": "2025-01-01T12:00:00.000000Z", "updated_at": "2025-01-01T12:00:05.000000Z",
-            "lead_time": 12.5, "prediction": {}, "result_count": len(result), "task": 0, "project": 1,
-            "parent_prediction": None, "parent_annotation": None, "last_action": None}
-
-
-def task(tid: int, data: dict, annotations: list[dict]) -> dict:
-    return {"id": tid, "data": data, "annotations": annotations, "predictions": [], "drafts": [], "meta": {},
-            "created_at": "2025-01-01T11:00:00.000000Z", "updated_at": "2025-01-01T12:00:05.000000Z",
-            "inner_id": tid, "total_annotations": len(annotations), "cancelled_annotations": 0,
-            "total_predictions": 0, "comment_count": 0, "unresolved_comment_count": 0, "project": 1,
-            "updated_by": 1, "file_upload": None, "comment_authors": []}
-
-
-def good_point_task(tid: int = 1, aid: int = 11) -> dict:
-    return task(tid, point_data("clip-2", f"good {tid}"), [annotation(aid, [keypoint("k1", 0, 50.0, 50.0)])])
-
-
-# ----------------------------------------------------------------------------- video points
 
 
 def test_video_point_percent_and_item_index_to_timestamp():
@@ -184,10 +112,6 @@ def label_studio_interpolation(sequence: list[dict], frames_count: int) -> list[
     return sorted(out, key=lambda k: k["frame"])
 
 
-SEQ_A = [kf(1, 10.0, 20.0), kf(5, 30.0, 40.0, w=20.0), kf(9, 50.0, 40.0, enabled=False), kf(13, 10.0, 10.0)]
-SEQ_B = [kf(3, 70.0, 60.0), kf(20, 80.0, 60.0)]
-
-
 def test_keyframes_only_equals_interpolated_export():
     keyframes = _track(normalize_export(_track_export({"a": SEQ_A, "b": SEQ_B}), CLIPS))
     interpolated = _track(normalize_export(_track_export({"a": label_studio_interpolation(SEQ_A, 21),
@@ -230,8 +154,8 @@ def test_track_task_without_clip_bounds_needs_the_clip_records():
 
 
 def test_ask_model_anything_and_caption_text():
-    ama = clip_video_task("ask_model_anything", CLIPS["clip-1"], "/v.mp4")
-    cap = clip_video_task("caption", CLIPS["clip-1"], "/v.mp4")
+    ama = video_data("ask_model_anything")
+    cap = video_data("caption")
     rating = {"id": "r", "type": "rating", "from_name": "quality", "to_name": "video", "value": {"rating": 4}}
     out = normalize_export([
         task(1, ama, [annotation(11, [text("question", " Why does the dog stop? "), text("answer", "It sees a cat.")])]),
@@ -288,7 +212,7 @@ def test_tracks_and_text_agreement_through_the_export():
     shifted = [dict(k, x=k["x"] + 1.0) for k in SEQ_A]
     tracks = task(1, track_data(), [annotation(11, [track("a", SEQ_A), track("b", SEQ_B)]),
                                     annotation(12, [track("x", shifted), track("y", SEQ_B)], user=2)])
-    ama = clip_video_task("ask_model_anything", CLIPS["clip-1"], "/v.mp4")
+    ama = video_data("ask_model_anything")
     same = task(2, ama, [annotation(21, [text("question", "Why?"), text("answer", "The cat.")]),
                          annotation(22, [text("question", "why"), text("answer", "the  cat")], user=2)])
     differ = task(3, {**ama, "task_key": "ama-2"}, [annotation(31, [text("question", "Why?"), text("answer", "A cat")]),
@@ -375,19 +299,32 @@ junk = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(all
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_any_single_corruption_never_crashes_and_the_good_task_survives(data):
-    kind = data.draw(st.sampled_from(["point", "track"]))
+def test_any_single_corruption_never_crashes_never_vanishes_and_the_good_task_survives(data):
+    kind = data.draw(st.sampled_from(["point", "track", "text", "images"]))
     if kind == "point":
         bad = task(5, point_data("clip-1", "bad 5"), [annotation(50, [keypoint("k", 2, 10.0, 5.0), unsure()])])
+    elif kind == "track":
+        bad = task(5, track_data(), [annotation(50, [track("t", SEQ_A), track("u", SEQ_B)])])
+    elif kind == "text":
+        bad = task(5, video_data("ask_model_anything"), [annotation(50, [text("question", "Q?"), text("answer", "A")])])
     else:
-        bad = task(5, track_data(), [annotation(50, [track("t", SEQ_A)])])
+        bad = task(5, image_set_data(), [annotation(50, [keypoint("k", 1, 10.0, 5.0, to="images")])])
     bad = copy.deepcopy(bad)  # the keyframes are shared module constants
     path = data.draw(st.sampled_from([p for p in _paths(bad) if p]))
     target = bad
     for k in path[:-1]:
         target = target[k]
-    target[path[-1]] = data.draw(junk)
+    if data.draw(st.booleans()):
+        target[path[-1]] = data.draw(junk)
+    else:  # a missing key or list item
+        del target[path[-1]]
     out = normalize_export([bad, good_point_task(1, 11)], CLIPS)
     assert [r["label"] for r in out.records["VideoPoint"]][-1] == "good 1"
     for failure in out.failures:
         validate("failure", failure)
+    others = [r for records in out.records.values() for r in records if r.get("label") != "good 1"]
+    outcomes = len(others) + len(out.review) + len(out.failures) + len(out.unannotated)
+    assert outcomes >= 1, path  # the bad task never vanishes
+    if kind == "track" and others and not out.failures:  # and none of its tracks does
+        results = bad["annotations"][0]["result"]
+        assert len(others[0]["objects"]) == sum(r.get("type") == "videorectangle" for r in results), path
