@@ -13,7 +13,10 @@ and HTTP failures into errors that say what to do.
   or updates only the fields that differ. Calling it again with the same arguments sends no
   update. The description ends with a ``molmo2-data kind: <kind>`` line; a project of that
   title made for another kind is an error rather than silently repurposed.
-* :func:`api_errors` is the context manager push and pull wrap their calls in.
+* :func:`api_errors` is the context manager push and pull wrap their calls in: every failure of
+  the SDK inside it becomes a :class:`LabelStudioError` whose message is one line naming the
+  cause (``title: at least 3 characters``). The SDK's own exception is never shown: its text
+  holds every HTTP header of the answer, Label Studio's ``sessionid`` cookie included.
 * :func:`safe_name` is the folder name of a project title, shared by the media folder
   (push) and the snapshot folder (pull).
 """
@@ -21,14 +24,16 @@ from __future__ import annotations
 
 import contextlib
 import html
+import json
 import re
 import xml.etree.ElementTree as ET
 from typing import Any, Iterator
 
 from annotation.tasks import KINDS, label_config
 
-__all__ = ["LabelStudioError", "LabelStudioUnreachable", "LabelStudioAuthError", "connect", "api_errors",
-           "ensure_project", "find_project", "project_kind", "instructions", "safe_name", "base_url"]
+__all__ = ["LabelStudioError", "LabelStudioUnreachable", "LabelStudioAuthError", "LabelStudioRefused", "connect",
+           "api_errors", "describe_api_error", "ensure_project", "find_project", "project_kind", "instructions",
+           "safe_name", "base_url"]
 
 KIND_MARKER = "molmo2-data kind: "
 
@@ -53,6 +58,56 @@ class LabelStudioAuthError(LabelStudioError):
     """The server rejected the API token (the token itself is never part of the message)."""
 
 
+class LabelStudioRefused(LabelStudioError):
+    """The server answered a request with an error (the message names the cause, never a header).
+
+    Attributes:
+        status_code: the HTTP status of the answer.
+    """
+
+    def __init__(self, message: str, status_code: int | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+
+
+_SECRETS = re.compile(r"(?i)\b(sessionid|csrftoken)=[^;\s]+|\b(token|bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
+
+
+def _tidy(message: str) -> str:
+    """One cause, short: Django's "Ensure this field has at least 3 characters." -> "at least 3 characters"."""
+    message = re.sub(r"^Ensure this (field|value) (has|is) ", "", " ".join(message.split())).rstrip(".")
+    return _SECRETS.sub(lambda m: f"{m.group(1) or m.group(2)} <hidden>", message)[:300]
+
+
+def describe_api_error(body: Any) -> str:
+    """The cause an error answer of Label Studio gives, on one line, without headers or secrets.
+
+    Args:
+        body: the answer's body (``ApiError.body``): Label Studio's JSON error
+            ``{"detail", "validation_errors": {field: [messages]}}``, a DRF ``{field: [messages]}``,
+            or text.
+    """
+    if isinstance(body, (bytes, bytearray)):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            lines = [ln.strip() for ln in re.sub(r"<[^>]+>", " ", body).splitlines() if ln.strip()]
+            return _tidy(lines[0]) if lines else "no reason given"
+    if isinstance(body, dict):
+        errors = body.get("validation_errors") if isinstance(body.get("validation_errors"), dict) else None
+        if errors is None and "detail" not in body:
+            errors = body  # a DRF field error answer
+        if errors:
+            causes = [f"{field}: {_tidy(str(m))}" for field, msgs in errors.items()
+                      for m in (msgs if isinstance(msgs, list) else [msgs])]
+            return "; ".join(causes)
+        if body.get("detail"):
+            return _tidy(str(body["detail"]))
+    return _tidy(str(body)) if body else "no reason given"
+
+
 def base_url(client: Any) -> str:
     """The server URL a ``LabelStudio`` client talks to (for messages)."""
     try:
@@ -62,22 +117,25 @@ def base_url(client: Any) -> str:
 
 
 @contextlib.contextmanager
-def api_errors(url: str) -> Iterator[None]:
-    """Translate transport failures and 401/403 answers inside the block into clear errors.
+def api_errors(url: str, action: str | None = None) -> Iterator[None]:
+    """Translate the SDK's failures inside the block into one-line errors that hold no header or secret.
 
     Args:
         url: the server URL, named in the messages.
+        action: what the block does, for the message ("create project 'ab'").
 
     Raises:
         LabelStudioUnreachable: a connection error or timeout talking to ``url``.
         LabelStudioAuthError: the server answered 401 or 403.
+        LabelStudioRefused: any other error answer; the message is its cause, e.g.
+            ``... refused to create project 'ab': title: at least 3 characters (HTTP 400)``.
     """
     import httpx
     from label_studio_sdk.core.api_error import ApiError
 
     try:
         yield
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError) as exc:
+    except httpx.TransportError as exc:
         raise LabelStudioUnreachable(
             f"Label Studio is not reachable at {url} ({type(exc).__name__}); is the server running "
             f"and is the URL right?") from None
@@ -86,7 +144,9 @@ def api_errors(url: str) -> Iterator[None]:
             raise LabelStudioAuthError(
                 f"Label Studio at {url} rejected the API token (HTTP {exc.status_code}); check the token "
                 f"(legacy tokens need a server started with --enable-legacy-api-token)") from None
-        raise
+        what = f"refused to {action}" if action else "refused a request"
+        raise LabelStudioRefused(f"Label Studio at {url} {what}: {describe_api_error(exc.body)} "
+                                 f"(HTTP {exc.status_code})", exc.status_code) from None
 
 
 def connect(url: str, token: str, *, timeout: float = 60.0) -> Any:
@@ -152,7 +212,7 @@ def find_project(client: Any, title: str) -> Any | None:
         LabelStudioError: more than one project has that title (ambiguous).
         LabelStudioUnreachable, LabelStudioAuthError: see :func:`api_errors`.
     """
-    with api_errors(base_url(client)):
+    with api_errors(base_url(client), f"list the projects titled {title!r}"):
         found = [p for p in client.projects.list(title=title, page_size=100) if p.title == title]
     if len(found) > 1:
         raise LabelStudioError(f"{len(found)} projects are titled {title!r} (ids {[p.id for p in found]}); "
@@ -174,7 +234,8 @@ def ensure_project(client: Any, kind: str, title: str, *, description: str | Non
     Idempotent: the project is found by exact title; on an existing project only the fields that
     differ (label config, compared ignoring whitespace; description; instructions; ``settings``)
     are sent, so a second call with the same arguments changes nothing. Label Studio refuses a
-    config change that would orphan existing annotations; that refusal is raised as is.
+    config change that would orphan existing annotations, and a title under 3 characters
+    (:class:`LabelStudioRefused`, naming the cause).
 
     Args:
         client: a ``LabelStudio`` client (see :func:`connect`).
@@ -190,7 +251,7 @@ def ensure_project(client: Any, kind: str, title: str, *, description: str | Non
     Raises:
         ValueError: an unknown kind (the message lists the known ones).
         LabelStudioError: the title belongs to a project of another kind, or to several projects.
-        LabelStudioUnreachable, LabelStudioAuthError: see :func:`api_errors`.
+        LabelStudioUnreachable, LabelStudioAuthError, LabelStudioRefused: see :func:`api_errors`.
     """
     config = label_config(kind)  # raises ValueError for an unknown kind
     wanted: dict[str, Any] = {
@@ -202,10 +263,11 @@ def ensure_project(client: Any, kind: str, title: str, *, description: str | Non
     }
     url = base_url(client)
     project = find_project(client, title)
-    with api_errors(url):
-        if project is None:
+    if project is None:
+        with api_errors(url, f"create project {title!r}"):
             created = client.projects.create(title=title, **wanted)
             return client.projects.get(created.id)
+    with api_errors(url, f"update project {title!r}"):
         existing = project_kind(project)
         if existing is not None and existing != kind:
             raise LabelStudioError(f"project {title!r} (id {project.id}) was made for kind {existing!r}, not "

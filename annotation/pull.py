@@ -42,10 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
-from annotation.projects import LabelStudioError, api_errors, base_url, safe_name
+from annotation.projects import LabelStudioError, api_errors, base_url, describe_api_error, safe_name
 
 __all__ = ["AnnotationRef", "Changes", "PullResult", "Snapshot", "SnapshotError", "pull", "diff_exports",
-           "iter_snapshots", "load_snapshots", "snapshot_folder"]
+           "iter_snapshots", "find_snapshot", "load_snapshots", "snapshot_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +101,16 @@ class Snapshot:
     annotations: int
     created: str
 
-    def load(self, verify: bool = True) -> list[dict[str, Any]]:
-        """The export: a list of tasks. Raises SnapshotError when the bytes' sha256 is not the recorded one."""
+    def read(self, verify: bool = True) -> bytes:
+        """The saved bytes. Raises SnapshotError when their sha256 is not the recorded one."""
         raw = self.path.read_bytes()
         if verify and hashlib.sha256(raw).hexdigest() != self.sha256:
             raise SnapshotError(f"{self.path}: sha256 differs from {INDEX}; the snapshot was modified")
-        return json.loads(raw)
+        return raw
+
+    def load(self, verify: bool = True) -> list[dict[str, Any]]:
+        """The export: a list of tasks. Raises SnapshotError when the bytes' sha256 is not the recorded one."""
+        return json.loads(self.read(verify))
 
 
 @dataclass
@@ -207,6 +211,29 @@ def iter_snapshots(snapshots_dir: str | os.PathLike, project: Any) -> Iterator[S
         yield Snapshot(entry["version"], path, entry["sha256"], entry["tasks"], entry["annotations"], entry["created"])
 
 
+def find_snapshot(snapshots_dir: str | os.PathLike, project: Any, version: int | None = None) -> Snapshot:
+    """The latest saved version of a project (or a given version); needs no server.
+
+    Raises:
+        SnapshotError: no snapshots folder, no snapshot of the project, or not that version.
+    """
+    title = project if isinstance(project, str) else project.title
+    if not Path(snapshots_dir).is_dir():
+        raise SnapshotError(f"the snapshots folder {snapshots_dir} does not exist: pass the --snapshots folder "
+                            f"'annotate pull' saved {title!r} into, or run a pull first")
+    snaps = list(iter_snapshots(snapshots_dir, project))
+    if version is not None:
+        found = [s for s in snaps if s.version == version]
+        if not found and snaps:
+            raise SnapshotError(f"no snapshot version {version} of {title!r} in "
+                                f"{snapshot_folder(snapshots_dir, project)}; it has versions {[s.version for s in snaps]}")
+        snaps = found
+    if not snaps:
+        raise SnapshotError(f"no snapshot{'' if version is None else f' version {version}'} of {title!r} in "
+                            f"{snapshot_folder(snapshots_dir, project)}; run a pull first")
+    return snaps[-1]
+
+
 def load_snapshots(snapshots_dir: str | os.PathLike, project: Any, version: int | None = None) -> list[dict[str, Any]]:
     """The latest saved export of a project (or a given version), checked against its sha256.
 
@@ -215,14 +242,7 @@ def load_snapshots(snapshots_dir: str | os.PathLike, project: Any, version: int 
     Raises:
         SnapshotError: no snapshot (or not that version), or a modified file.
     """
-    snaps = list(iter_snapshots(snapshots_dir, project))
-    if version is not None:
-        snaps = [s for s in snaps if s.version == version]
-    if not snaps:
-        raise SnapshotError(f"no snapshot{'' if version is None else f' version {version}'} of "
-                            f"{project if isinstance(project, str) else project.title!r} in "
-                            f"{snapshot_folder(snapshots_dir, project)}; run a pull first")
-    return snaps[-1].load()
+    return find_snapshot(snapshots_dir, project, version).load()
 
 
 def _export(client: Any, project_id: int, timeout: float, poll_interval: float) -> tuple[bytes, int]:
@@ -245,7 +265,8 @@ def _export(client: Any, project_id: int, timeout: float, poll_interval: float) 
     try:
         exports.delete(project_id, snap.id)
     except Exception as exc:  # the snapshot is saved; a leftover export on the server is harmless
-        log.warning("could not delete export %s of project %d: %s", snap.id, project_id, exc)
+        cause = describe_api_error(exc.body) if hasattr(exc, "body") else type(exc).__name__  # never its headers
+        log.warning("could not delete export %s of project %d: %s", snap.id, project_id, cause)
     return raw, snap.id
 
 
@@ -270,7 +291,7 @@ def pull(client: Any, project: Any, snapshots_dir: str | os.PathLike, *, timeout
     """
     start, url = time.perf_counter(), base_url(client)
     _check_folder(snapshots_dir, project, url)
-    with api_errors(url):
+    with api_errors(url, f"export project {project.title!r} (id {project.id})"):
         raw, export_id = _export(client, project.id, timeout, poll_interval)
     return save_snapshot(snapshots_dir, project, raw, url=url, export_id=export_id, started=start)
 

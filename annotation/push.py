@@ -8,6 +8,7 @@ Record shapes::
 
     ingest output (clips/clips-*.tar: {clip_id}.json + {clip_id}.NNN.jpg; media/{clip_id}.mp4;
                    imagesets/imagesets-*.tar: {set_id}.json + {set_id}.{i}.{jpg|png})
+      -> PushPlan: every check passed, nothing created yet          (annotation.push_plan.plan_push)
       -> Source(key, record dict, [media path relative to the media root])     (materialize)
       -> {"data": task data, "predictions": [...]?}                             (build_tasks)
       -> new tasks imported, PushResult                                          (import_new_tasks)
@@ -54,29 +55,14 @@ from urllib.parse import quote
 
 from annotation import tasks as T
 from annotation.projects import LabelStudioError, api_errors, base_url, project_kind, safe_name
+from annotation.push_plan import QUERY_KINDS, PushCheckError, PushItem, PushPlan, off_grid_clips, plan_push
 from shards.reader import iter_samples
 
-__all__ = ["PushItem", "PushResult", "PushConflict", "Source", "push", "materialize", "build_tasks",
-           "import_new_tasks", "existing_tasks", "ensure_local_storage", "local_files_url", "media_folder"]
+__all__ = ["PushItem", "PushPlan", "PushCheckError", "PushResult", "PushConflict", "Source", "push", "plan_push",
+           "materialize", "build_tasks", "import_new_tasks", "existing_tasks", "ensure_local_storage",
+           "local_files_url", "media_folder"]
 
 log = logging.getLogger(__name__)
-
-VIDEO_KINDS = ("video_track", "ask_model_anything", "caption")
-QUERY_KINDS = ("video_point", "video_track", "multi_image_point")
-
-
-@dataclass(frozen=True)
-class PushItem:
-    """One task to push."""
-
-    key: str
-    """Clip id (image-set id for multi_image_point)."""
-    query: str | None = None
-    """What annotators look for (the expression for video_track); required by the point and track kinds."""
-    label: str | None = None
-    """Dataset label written with the answers; defaults to ``query``."""
-    predictions: tuple[dict[str, Any], ...] = ()
-    """Pre-annotations in Label Studio's format: ``{"model_version": str, "result": [...], "score"?: float}``."""
 
 
 @dataclass(frozen=True)
@@ -258,11 +244,11 @@ def ensure_local_storage(client: Any, project_id: int, folder: str | os.PathLike
 
     Raises:
         LabelStudioUnreachable, LabelStudioAuthError: see :func:`annotation.projects.api_errors`.
-        label_studio_sdk.core.api_error.ApiError: the server refused the path (outside the document
-            root, or local files serving disabled).
+        LabelStudioRefused: the server refused the path (outside the document root, or local files
+            serving disabled).
     """
     path = str(Path(folder).resolve())
-    with api_errors(base_url(client)):
+    with api_errors(base_url(client), f"serve {path} as local storage of project {project_id}"):
         for storage in client.import_storage.local.list(project=project_id):
             if storage.path == path:
                 return storage
@@ -274,7 +260,8 @@ def _get_json(client: Any, path: str, params: dict[str, Any]) -> Any:
     """GET through the SDK's own HTTP client (auth, base URL, timeouts) and return the raw JSON.
 
     Raises:
-        label_studio_sdk.core.api_error.ApiError: a non-2xx answer (``api_errors`` translates it).
+        label_studio_sdk.core.api_error.ApiError: a non-2xx answer (``api_errors`` translates it; its
+            headers are only ever part of this exception, never of a message).
     """
     from label_studio_sdk.core.api_error import ApiError
 
@@ -292,7 +279,7 @@ def existing_tasks(client: Any, project_id: int, page_size: int = 1000) -> dict[
     """
     found: dict[str, tuple[int, dict[str, Any]]] = {}
     seen, page = 0, 1
-    with api_errors(base_url(client)):
+    with api_errors(base_url(client), f"list the tasks of project {project_id}"):
         while True:
             body = _get_json(client, "api/tasks/", {"project": project_id, "fields": "task_only",
                                                     "include": "id,data", "page": page, "page_size": page_size,
@@ -371,14 +358,14 @@ def import_new_tasks(client: Any, project_id: int, payloads: list[dict[str, Any]
         if on_conflict == "raise":
             raise PushConflict(f"task {key!r} (id {task_id}) is on the server with different data")
         if on_conflict == "update":
-            with api_errors(url):
+            with api_errors(url, f"update task {task_id} of project {project_id}"):
                 client.tasks.update(str(task_id), data=payload["data"])
             result.updated += 1
         else:
             log.warning("task %s (id %d) is on the server with different data; skipped", key, task_id)
     for b in range(0, len(new), batch_size):
         batch = new[b:b + batch_size]
-        with api_errors(url):
+        with api_errors(url, f"import {len(batch)} tasks into project {project_id}"):
             ids = _import_batch(client, project_id, batch)
         if len(ids) != len(batch):
             raise LabelStudioError(f"import of {len(batch)} tasks into project {project_id} returned "
@@ -398,42 +385,56 @@ def push(client: Any, project: Any, ingest_dir: str | os.PathLike, media_root: s
          items: Iterable[PushItem] | None = None, *, kind: str | None = None, batch_size: int = 500,
          on_conflict: Literal["skip", "update", "raise"] = "skip",
          progress: Callable[[int, int], None] | None = None,
-         url_for: Callable[[str], str] | None = None) -> PushResult:
-    """Materialize media, register the local storage and import the new tasks of ``items``.
+         url_for: Callable[[str], str] | None = None, skip_off_grid: bool = False,
+         plan: PushPlan | None = None) -> PushResult:
+    """Check the push (:func:`annotation.push_plan.plan_push`), then materialize media, register the
+    local storage and import the new tasks of ``items``.
 
     Args:
         client: a ``LabelStudio`` client.
         project: the project (from :func:`annotation.projects.ensure_project`).
         ingest_dir: the ingest output folder.
-        media_root: the server's ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``.
+        media_root: the server's ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` (with ``url_for``: any
+            local folder the media are materialized into).
         items: tasks to push; None pushes every clip of the ingest output with no query (only
             for ask_model_anything and caption).
         kind: the project kind; by default the one recorded in the project's description.
         batch_size, on_conflict, progress: see :func:`import_new_tasks`.
         url_for: media path relative to ``media_root`` -> URL, for media served from elsewhere
             (cloud storage, see the module docstring); then no local storage is registered.
+        skip_off_grid: video_point: leave out clips sampled off the 0.5 s grid instead of refusing.
+        plan: a plan already made by :func:`plan_push` for this kind (then ``items`` and
+            ``skip_off_grid`` are not used); the command line plans before it creates the project.
 
     Returns:
         A :class:`PushResult`.
 
     Raises:
-        LabelStudioError: the project's kind is unknown, or a clip lacks the mp4 a video kind needs.
-        ValueError, FileNotFoundError: see :func:`materialize` and :func:`build_tasks`.
-        PushConflict, LabelStudioUnreachable, LabelStudioAuthError: see :func:`import_new_tasks`.
+        PushCheckError: the push cannot make good tasks (nothing was created by this call).
+        LabelStudioError: the project's kind is unknown.
+        FileNotFoundError, shards.reader.ShardReadError: see :func:`materialize`.
+        PushConflict, LabelStudioUnreachable, LabelStudioAuthError, LabelStudioRefused: see
+            :func:`import_new_tasks`.
     """
     start = time.perf_counter()
     kind = kind or project_kind(project)
     if kind not in T.KINDS:
         raise LabelStudioError(f"project {project.title!r} (id {project.id}) has unknown kind {kind!r}; pass "
                                f"kind= one of {sorted(T.KINDS)} or create it with ensure_project")
-    items = None if items is None else list(items)
-    if items is None and kind in QUERY_KINDS:
-        raise ValueError(f"{kind} tasks need items with a query")
-    sources = materialize(ingest_dir, kind, None if items is None else [i.key for i in items], media_root,
-                          project.title)
-    if items is None:
-        items = [PushItem(key) for key in sorted(sources)]
-    payloads = build_tasks(kind, sources, items, url_for=url_for or local_files_url)
+    if plan is None:
+        plan = plan_push(ingest_dir, kind, items, title=project.title, media_root=media_root,
+                         skip_off_grid=skip_off_grid)
+        for warning in plan.warnings:  # a caller that planned first has said them already
+            log.warning("project %s: %s", project.id, warning)
+    elif plan.kind != kind:
+        raise PushCheckError(f"the plan was made for kind {plan.kind!r}, not {kind!r}")
+    sources = materialize(plan.ingest_dir, kind, [i.key for i in plan.items], media_root, project.title)
+    if kind == "video_point":  # the shards must say what the table said when the grid was checked
+        off = off_grid_clips(src.record for src in sources.values())
+        if off:
+            raise PushCheckError(f"the clip shards of {plan.ingest_dir} disagree with its clips table: "
+                                 f"{sorted(off.values())[:3]} are off the 0.5 s grid; rerun the ingest")
+    payloads = build_tasks(kind, sources, plan.items, url_for=url_for or local_files_url)
     if url_for is None:
         folder = media_folder(media_root, project.title)
         folder.mkdir(parents=True, exist_ok=True)

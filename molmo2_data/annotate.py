@@ -8,13 +8,23 @@ no traceback).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
 from pathlib import Path
 
 DEFAULT_SNAPSHOTS = "labelstudio-snapshots"
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -55,9 +65,12 @@ def _add_actions(annotate) -> None:
     p.add_argument("--query", help="what annotators look for, on every clip (point and track kinds)")
     p.add_argument("--label", help="dataset label written with the answers (default: the query)")
     p.add_argument("--items", help="JSONL of {key, query?, label?, predictions?} instead of every clip")
-    p.add_argument("--batch-size", type=int, default=500, help="tasks per import request (default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive, default=500, help="tasks per import request (default: %(default)s)")
     p.add_argument("--on-conflict", choices=["skip", "update", "raise"], default="skip",
                    help="a task key already on the server with other data (default: %(default)s)")
+    p.add_argument("--skip-off-grid", action="store_true",
+                   help="video_point: push only the clips sampled on Molmo 2's 0.5 s grid and name the others "
+                        "(default: refuse the push)")
     p.set_defaults(handler_name="push")
 
     p = annotate.add_parser("pull", help="save a versioned snapshot of a project's export",
@@ -70,13 +83,19 @@ def _add_actions(annotate) -> None:
 
     p = annotate.add_parser("normalize", help="turn a saved snapshot into dataset records (no server)",
                             description="Read the latest (or a given) snapshot and write the normalized "
-                                        "records per dataset, failures, agreements and the review list.")
+                                        "records per dataset, failures, agreements and the review list into "
+                                        "OUT/<project>/, with normalized.json naming the snapshot read and "
+                                        "the sha256 of every input and output.")
     p.add_argument("--project", required=True, help="project title")
     p.add_argument("--snapshots", default=DEFAULT_SNAPSHOTS, help="snapshot folder (default: %(default)s)")
     p.add_argument("--version", type=int, help="snapshot version (default: the latest)")
     p.add_argument("--ingest", help="ingest output whose clips.parquet tells the known clips")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output root; the project's outputs go to OUT/<project>/")
     p.set_defaults(handler_name="normalize")
+
+
+class _UsageError(Exception):
+    """An annotate argument that cannot work; the message says which and what to do."""
 
 
 def _client(args):
@@ -94,31 +113,39 @@ def _client(args):
     return connect(url, token), status(args.data_dir)
 
 
+def _media_root(args) -> str:
+    """--media-root, else the media root the data dir's server was started with."""
+    if args.media_root:
+        return args.media_root
+    if args.url:
+        raise _UsageError("--url needs --media-root, Label Studio's document root")
+    state = Path(args.data_dir) / "server.json"
+    try:
+        return json.loads(state.read_text())["media_root"]
+    except (OSError, ValueError, KeyError):
+        raise _UsageError(f"--data-dir {args.data_dir} holds no Label Studio server: start one with 'molmo2-data "
+                          f"annotate server start --data-dir {args.data_dir}', or pass --url and --media-root") from None
+
+
 def _push(args) -> int:
     from annotation.projects import ensure_project
-    from annotation.push import PushItem, push
+    from annotation.push import plan_push, push
+    from annotation.push_plan import read_items
 
-    client, state = _client(args)
-    media_root = args.media_root
-    if media_root is None:
-        record = json.loads((Path(args.data_dir) / "server.json").read_text())
-        media_root = record["media_root"]
-    items = None
-    if args.items:
-        rows = [json.loads(line) for line in Path(args.items).read_text().splitlines() if line.strip()]
-        items = [PushItem(r["key"], r.get("query"), r.get("label"), tuple(r.get("predictions", ()))) for r in rows]
-    elif args.query:
-        import pyarrow.parquet as pq
-
-        table = "imagesets.parquet" if args.kind == "multi_image_point" else "clips.parquet"
-        keys = pq.read_table(Path(args.ingest) / table, columns=["key"]).column("key").to_pylist()
-        items = [PushItem(k, args.query, args.label) for k in keys]
+    media_root = _media_root(args)
+    items = read_items(args.items) if args.items else None
+    plan = plan_push(args.ingest, args.kind, items, query=args.query, label=args.label, title=args.project,
+                     media_root=media_root, skip_off_grid=args.skip_off_grid)  # every check, nothing created
+    for warning in plan.warnings:
+        print(f"molmo2-data annotate push: warning: {warning}", file=sys.stderr)
+    client, _ = _client(args)
     project = ensure_project(client, args.kind, args.project)
-    result = push(client, project, args.ingest, media_root, items, kind=args.kind, batch_size=args.batch_size,
-                  on_conflict=args.on_conflict,
+    result = push(client, project, args.ingest, media_root, kind=args.kind, batch_size=args.batch_size,
+                  on_conflict=args.on_conflict, plan=plan,
                   progress=lambda done, total: print(f"  pushed {done}/{total}", file=sys.stderr))
+    left = f", {len(plan.skipped)} off-grid clip(s) left out" if plan.skipped else ""
     print(f"push {args.project!r}: {result.created} created, {result.existing} already there, "
-          f"{result.updated} updated, {len(result.conflicts)} conflicts in {result.seconds:.1f} s")
+          f"{result.updated} updated, {len(result.conflicts)} conflicts{left} in {result.seconds:.1f} s")
     return 0
 
 
@@ -129,8 +156,9 @@ def _pull(args) -> int:
     client, _ = _client(args)
     project = find_project(client, args.project)
     if project is None:
-        print(f"molmo2-data annotate pull: no project titled {args.project!r}", file=sys.stderr)
-        return 2
+        raise _UsageError(f"no project titled {args.project!r} on the server")
+    if Path(args.snapshots).exists() and not Path(args.snapshots).is_dir():
+        raise _UsageError(f"--snapshots {args.snapshots} is a file: pass a folder for the snapshots")
     result = pull(client, project, args.snapshots)
     c = result.changes
     what = f"version {result.version} at {result.path}" if result.changed else "nothing changed; no new version"
@@ -141,44 +169,47 @@ def _pull(args) -> int:
 
 def _normalize(args) -> int:
     from annotation.normalize import normalize_export
-    from annotation.pull import load_snapshots
-    from schemas.arrow import to_table
+    from annotation.outputs import file_digest, write_outputs
+    from annotation.pull import find_snapshot
+    from annotation.push_plan import read_ingest_table
 
-    export = load_snapshots(args.snapshots, args.project, version=args.version)
-    known = None
+    snapshot = find_snapshot(args.snapshots, args.project, version=args.version)
+    raw = snapshot.read()  # checked against the sha256 pull recorded
+    known, inputs = None, {}
     if args.ingest:
-        import pyarrow.parquet as pq
-
-        known = {r["key"]: r for r in pq.read_table(Path(args.ingest) / "clips.parquet").to_pylist()}
-    result = normalize_export(export, known_clips=known)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    import pyarrow.parquet as pq
-
-    for dataset, records in sorted(result.records.items()):
-        pq.write_table(to_table(dataset, records), out / f"{dataset}.parquet")
-    pq.write_table(to_table("failure", result.failures), out / "failures.parquet")
-    with open(out / "agreements.jsonl", "w") as f:
-        for a in result.agreements:
-            f.write(json.dumps(dataclasses.asdict(a), sort_keys=True, default=str) + "\n")
-    with open(out / "review.jsonl", "w") as f:
-        for r in result.review:
-            f.write(json.dumps(dataclasses.asdict(r), sort_keys=True, default=str) + "\n")
+        path, rows = read_ingest_table(args.ingest, "clips")
+        known, inputs["clips"] = {r["key"]: r for r in rows}, file_digest(path)
+    result = normalize_export(raw, known_clips=known)
+    consumed = {"version": snapshot.version, "file": snapshot.path.name, "path": str(snapshot.path.resolve()),
+                "sha256": snapshot.sha256, "bytes": len(raw), "tasks": snapshot.tasks,
+                "annotations": snapshot.annotations}
+    folder = write_outputs(args.out, args.project, result, [consumed], inputs)
     counts = {k: len(v) for k, v in sorted(result.records.items())}
-    print(f"normalize {args.project!r}: records {counts}, {len(result.failures)} failures "
-          f"{result.failure_counts()}, {len(result.review)} for review, {len(result.unannotated)} unannotated")
-    print(f"  outputs in {out}")
+    print(f"normalize {args.project!r} (snapshot version {snapshot.version}): records {counts}, "
+          f"{len(result.failures)} failures {result.failure_counts()}, {len(result.review)} for review, "
+          f"{len(result.unannotated)} unannotated")
+    print(f"  outputs in {folder}")
     return 0
 
 
 def main(args: argparse.Namespace, extra: list[str]) -> int:
-    """Run one annotate action; a problem with the server, the token or the inputs exits 2 with one line."""
+    """Run one annotate action; a user error (server, token, inputs, paths, an API refusal) exits 2
+    with one line on stderr: no traceback, and never a header, cookie or token."""
     from annotation.credentials import CredentialsError
-    from annotation.projects import LabelStudioError
+    from annotation.outputs import OutputError
+    from annotation.projects import LabelStudioError, describe_api_error
+    from annotation.push_plan import PushCheckError
     from annotation.server import ServerError
+    from label_studio_sdk.core.api_error import ApiError
 
     try:
         return {"push": _push, "pull": _pull, "normalize": _normalize}[args.handler_name](args)
-    except (LabelStudioError, ServerError, CredentialsError, FileNotFoundError) as exc:
-        print(f"molmo2-data annotate {args.handler_name}: {exc}", file=sys.stderr)
-        return 2
+    except (LabelStudioError, ServerError, CredentialsError, PushCheckError, OutputError, _UsageError) as exc:
+        message = str(exc)
+    except ApiError as exc:  # one that escaped api_errors: its text would hold every header
+        message = f"Label Studio answered HTTP {exc.status_code}: {describe_api_error(exc.body)}"
+    except OSError as exc:  # a path of the user's that cannot be read or written
+        where = f" {exc.filename}" if exc.filename else ""
+        message = f"cannot use{where}: {exc.strerror or exc}"
+    print(f"molmo2-data annotate {args.handler_name}: {message}", file=sys.stderr)
+    return 2

@@ -62,9 +62,9 @@ def test_annotate_normalize_rebuilds_from_the_demo_snapshots(demo, tmp_path):
                            "--out", str(target)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "0 failures" in proc.stdout
-    rebuilt = pq.read_table(target / "VideoTrack.parquet").to_pylist()
+    rebuilt = pq.read_table(target / "demo_VideoTrack" / "VideoTrack.parquet").to_pylist()
     assert rebuilt == pq.read_table(out / "annotations" / "VideoTrack.parquet").to_pylist()
-    assert pq.read_table(target / "failures.parquet").num_rows == 0
+    assert pq.read_table(target / "demo_VideoTrack" / "failures.parquet").num_rows == 0
 
 
 def test_annotate_commands_say_what_is_missing(tmp_path):

@@ -16,10 +16,11 @@ import pytest
 import requests
 
 from annotation.projects import (
-    LabelStudioAuthError, LabelStudioError, LabelStudioUnreachable, connect, ensure_project, project_kind,
+    LabelStudioAuthError, LabelStudioError, LabelStudioRefused, LabelStudioUnreachable, connect, ensure_project,
+    find_project, project_kind,
 )
 from annotation.pull import SnapshotError, diff_exports, iter_snapshots, load_snapshots, pull, snapshot_folder
-from annotation.push import PushConflict, PushItem, push
+from annotation.push import PushCheckError, PushConflict, PushItem, push
 from annotation.tasks import KINDS, label_config
 from shards.reader import iter_samples
 from shards.writer import write_shard
@@ -189,26 +190,116 @@ def test_push_with_cloud_urls_registers_no_local_storage(client, server, ingest_
     assert videos == [f"s3://bucket/media/cloud_caption/video/{k}.mp4" for k in clip_ids(records)]
 
 
+def variant(ingest_dir: Path, dest: Path, change) -> Path:
+    """A copy of the ingest output whose clips table (and clip shard) went through ``change(row) -> row``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shutil.copytree(ingest_dir, dest)
+    table = pq.read_table(dest / "clips.parquet")
+    rows = [change(dict(r)) for r in table.to_pylist()]
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), dest / "clips.parquet")
+    shards = sorted((dest / "clips").glob("*.tar"))
+    by_key = {r["key"]: r for r in rows}
+    samples = [{**{k: v for k, v in s.items() if k == "__key__" or not k.startswith("__")},
+                "json": by_key[s["__key__"]]} for s in iter_samples([str(p) for p in shards], decode_json=True)]
+    for shard in shards:
+        shard.unlink()
+    write_shard(dest / "clips" / "clips-000000.tar", samples, fsync=False)
+    (dest / "shards.json").unlink()
+    return dest
+
+
+def without_mp4(row: dict) -> dict:
+    return {**row, "mp4": None, "mp4_fps": None, "mp4_frame_indices": None}
+
+
+def off_grid(row: dict) -> dict:
+    """The first clip sampled at 3 fps: every 0.333 s, off VideoPoint's 0.5 s grid."""
+    from schemas.sampling import sample_times
+
+    if row["key"] != OFF_GRID_KEY[0]:
+        return row
+    times = sample_times(row["end"] - row["start"], row["max_frames"], 3.0)
+    return {**row, "max_fps": 3.0, "timestamps": times, "frame_indices": list(range(len(times)))}
+
+
+OFF_GRID_KEY: list[str] = []
+
+
 def test_push_errors_are_clear(client, server, ingest_dir, records, tmp_path):
     plain = client.projects.create(title="made by hand", label_config=label_config("caption"))
     with pytest.raises(LabelStudioError, match="unknown kind"):
         push(client, plain, ingest_dir, server["media_root"])
-    caption = ensure_project(client, "caption", "push caption")
-    with pytest.raises(FileNotFoundError, match="no-such-clip"):
+    caption = ensure_project(client, "caption", "errors caption")
+    with pytest.raises(PushCheckError, match="not in .*no-such-clip"):
         push(client, caption, ingest_dir, server["media_root"], [PushItem("no-such-clip")])
-    with pytest.raises(ValueError, match="need a query"):
+    with pytest.raises(PushCheckError, match="need a query"):
         push(client, ensure_project(client, "video_track", "push video_track"), ingest_dir, server["media_root"],
              [PushItem(clip_ids(records)[0])])
+    with pytest.raises(PushCheckError, match="media root .* does not exist"):
+        push(client, caption, ingest_dir, tmp_path / "nowhere")
     # an ingest output without --cfr-mp4: the clips have no mp4
-    (tmp_path / "clips").mkdir()
-    samples = []
-    for key in clip_ids(records):
-        sample = {k: v for k, v in records[key].items() if not k.startswith("__")}
-        sample["json"] = {k: v for k, v in sample["json"].items() if not k.startswith("mp4")}
-        samples.append({"__key__": key, **sample})
-    write_shard(tmp_path / "clips" / "clips-000000.tar", samples, fsync=False)
-    with pytest.raises(LabelStudioError, match="no constant-frame-rate mp4.*--cfr-mp4"):
-        push(client, caption, tmp_path, server["media_root"])
+    no_mp4 = variant(ingest_dir, tmp_path / "no-mp4", without_mp4)
+    with pytest.raises(PushCheckError, match="without a constant-frame-rate mp4.*--cfr-mp4"):
+        push(client, caption, no_mp4, server["media_root"])
+    assert server_tasks(client, caption.id) == []  # refused before anything was made
+
+
+def run_cli(args: list[str], capfd) -> tuple[int, str, str]:
+    """``molmo2-data ARGS`` in this process: (exit code, stdout, stderr)."""
+    from molmo2_data.cli import main
+
+    code = main(args)
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def test_push_checks_everything_before_it_creates_anything(client, server, ingest_dir, records, tmp_path, capfd):
+    data_dir = str(server["info"].data_dir)
+    base = ["annotate", "push", "--data-dir", data_dir]
+    OFF_GRID_KEY[:] = clip_ids(records)[:1]
+    cases = [  # (arguments, what the one line must say)
+        (["--kind", "caption", "--project", "never made 1", "--ingest", str(variant(ingest_dir, tmp_path / "a",
+                                                                                      without_mp4))],
+         "3 clips without a constant-frame-rate mp4"),
+        (["--kind", "video_point", "--project", "never made 2", "--query", "dots", "--ingest",
+          str(variant(ingest_dir, tmp_path / "b", off_grid))], "not sampled on Molmo 2's 0.5 s grid"),
+        (["--kind", "caption", "--project", "never made 3", "--ingest", str(tmp_path / "nope")],
+         f"--ingest {tmp_path / 'nope'} does not exist: run 'molmo2-data ingest --manifest ... --out "
+         f"{tmp_path / 'nope'}' first"),
+        (["--kind", "caption", "--project", "never made 4", "--ingest", str(tmp_path)],
+         f"--ingest {tmp_path} is not an ingest output (no clips.parquet): run 'molmo2-data ingest"),
+        (["--kind", "video_point", "--project", "never made 5", "--ingest", str(ingest_dir)], "need a query"),
+        (["--kind", "caption", "--project", "never made 6", "--ingest", str(ingest_dir), "--items",
+          str(tmp_path / "items.jsonl")], f"--items {tmp_path / 'items.jsonl'} does not exist"),
+        (["--kind", "caption", "--project", "never made 7", "--ingest", str(ingest_dir), "--media-root",
+          str(tmp_path / "media")], f"the media root {tmp_path / 'media'} does not exist"),
+        (["--kind", "caption", "--project", "???", "--ingest", str(ingest_dir)], "no characters usable"),
+    ]
+    for args, said in cases:
+        code, out, err = run_cli(base + args, capfd)
+        assert code == 2 and said in err, (args, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and out == "", err
+        assert find_project(client, args[3]) is None  # nothing was created
+    code, out, err = run_cli(base + cases[1][0] + ["--skip-off-grid"], capfd)
+    assert code == 0, err
+    assert "warning: left out 1 clip not sampled" in err and OFF_GRID_KEY[0] in err and "--window 63" in err
+    assert "2 created" in out and "1 off-grid clip(s) left out" in out
+    made = find_project(client, "never made 2")
+    assert sorted(t.data["clip_id"] for t in server_tasks(client, made.id)) == clip_ids(records)[1:]
+
+
+def test_api_errors_are_one_line_naming_the_cause_and_never_a_secret(client, server, ingest_dir, capfd):
+    with pytest.raises(LabelStudioRefused, match="refused to create project 'ab': title: at least 3 characters") \
+            as err:
+        ensure_project(client, "caption", "ab")
+    assert err.value.status_code == 400 and err.value.__cause__ is None and err.value.__suppress_context__
+    code, out, err_text = run_cli(["annotate", "push", "--data-dir", str(server["info"].data_dir), "--kind",
+                                   "caption", "--project", "ab", "--ingest", str(ingest_dir)], capfd)
+    assert code == 2 and err_text.count("\n") == 1 and "title: at least 3 characters" in err_text
+    for secret in ("sessionid", "Authorization", "Token ", "csrftoken", "Set-Cookie", server["token"]):
+        assert secret not in out + err_text + str(err.value)
 
 
 # ------------------------------------------------------------------------------------------ pull
