@@ -301,3 +301,26 @@ def test_command_line_says_what_is_wrong_with_the_run(case, tmp_path):
             "misspelled_beam_option": "--direct_num_worker (did you mean --direct_num_workers?)",
             "config_type": "sampling.max_frames: expected an integer, got 'lots'"}[case] in last
     assert not (tmp_path / "out").exists()  # refused before anything ran
+
+
+def test_relative_paths_resolve_against_the_manifest_from_any_working_directory(tmp_path, monkeypatch):
+    """A manifest kept beside its media, with relative paths, works from another folder (and as a file:// URL)."""
+    folder = tmp_path / "dataset"
+    (scene,) = generate_corpus(folder / "videos", 1, seed=21, duration=2.0)
+    (folder / "img").mkdir()
+    for i in range(4):
+        write_test_media("jpeg", folder / "img" / f"{i}.jpg", spec=SceneSpec(seed=300 + i))
+    rows = [{"id": "v", "path": f"videos/{scene.video.name}", "subtitle": f"videos/{scene.subtitles.name}"},
+            {"id": "s", "images": ["img/0.jpg", "./img/1.jpg"]},
+            {"id": "a", "image": "img/2.jpg", "group": "g"}, {"id": "b", "image": "img/3.jpg", "group": "g"}]
+    (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for n, manifest in enumerate(["../dataset/manifest.jsonl", f"file://{folder}/manifest.jsonl"]):
+        summary = run(["--manifest", manifest, "--out", f"out{n}"])
+        assert summary["outcomes"] == {"succeeded": 4, "failed": 0, "duplicate": 0}, summary
+        (clip,) = pq.read_table(elsewhere / f"out{n}" / "clips.parquet").to_pylist()
+        assert clip["subtitles"], "the relative subtitle path was found"
+        (video,) = pq.read_table(elsewhere / f"out{n}" / "videos.parquet").to_pylist()
+        assert video["uri"] == str(scene.video)

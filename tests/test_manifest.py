@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from pipelines.ingest.manifest import (
     ManifestFailure,
     ManifestRow,
+    count_rows,
     make_key,
     manifest_format,
     parse_row,
@@ -58,7 +59,7 @@ def _write(tmp: Path, rows: list[dict], fmt: str) -> Path:
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
 def test_each_format_reads_to_the_same_rows(tmp_path, fmt):
-    reference = [parse_row(r, i) for i, r in enumerate(GOOD_ROWS)]
+    reference = [parse_row(r, i, base=str(tmp_path)) for i, r in enumerate(GOOD_ROWS)]
     assert all(isinstance(r, ManifestRow) for r in reference)
     assert list(read_manifest(_write(tmp_path, GOOD_ROWS, fmt))) == reference
 
@@ -163,26 +164,86 @@ def test_jsonl_line_errors_duplicates_and_counts_add_up(tmp_path):
     assert len(ok) + len(failed) == len(outcomes)
     assert [o.error_type for o in failed] == ["invalid_json", "not_an_object", "duplicate_id", "duplicate_id",
                                               "duplicate_id", "invalid_json"]
-    assert failed[0].message.startswith("row 1: line 3 is not JSON") and json.loads(failed[0].raw) == "{not json"
-    assert failed[2].message == "row 3: 'id' 'a' (key 'a') is already used by row 0"
-    assert "already used by row 4" in failed[3].message and "clip range" in failed[3].message
-    assert "already used by row 0" in failed[4].message
-    assert failed[5].message.startswith("row 8: line 11 is not UTF-8")
+    # rows are named by their line as an editor shows it (1-based; blank lines count)
+    assert [o.where for o in outcomes] == [f"line {n}" for n in (1, 3, 4, 5, 6, 7, 8, 10, 11)]
+    assert failed[0].message.startswith("line 3: not JSON") and json.loads(failed[0].raw) == "{not json"
+    assert failed[1].message.startswith("line 4: must be a JSON object")
+    assert failed[2].message == "line 5: 'id' 'a' (key 'a') is already used by line 1"
+    assert "already used by line 6" in failed[3].message and "clip range" in failed[3].message
+    assert failed[4].message.startswith("line 8: ") and "already used by line 1" in failed[4].message
+    assert failed[5].message.startswith("line 11: not UTF-8")
+
+
+def _read_csv(tmp_path: Path, *lines: str) -> tuple[Path, list]:
+    path = tmp_path / "m.csv"
+    path.write_text("".join(lines), encoding="utf-8")
+    return path, list(read_manifest(path))
 
 
 def test_csv_image_lists_blank_cells_and_extra_cells(tmp_path):
-    path = tmp_path / "m.csv"
-    path.write_text('\ufeffurl,images,start,note\n'
-                    'https://a/1.mp4,, ,\n'
-                    ',"[""a.jpg"", ""b.jpg""]",,x\n'
-                    ', a.jpg | b.jpg ,,\n'
-                    'https://a/2.mp4,,,,surplus\n', encoding="utf-8")
-    rows = list(read_manifest(path))
+    _, rows = _read_csv(tmp_path, '\ufeffurl,images,start,note\n', 'https://a/1.mp4,, ,\n',
+                        ',"[""a.jpg"", ""b.jpg""]",,x\n', ', a.jpg | b.jpg ,,\n', 'https://a/2.mp4,,,,surplus\n')
     assert rows[0].kind == "video" and rows[0].start == 0.0 and rows[0].extra == "{}"
-    assert rows[1].images == ("a.jpg", "b.jpg") and rows[1].extra == '{"note":"x"}'
+    assert rows[1].images == (str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")) and rows[1].extra == '{"note":"x"}'
     assert isinstance(rows[2], ManifestFailure) and rows[2].error_type == "duplicate_id"
     assert rows[2].input_id == rows[1].input_id  # the pipe form lists the same images
     assert isinstance(rows[3], ManifestFailure) and rows[3].error_type == "invalid_csv_row"
+    assert rows[3].message.startswith("line 5: has more cells")
+
+
+def test_csv_rows_are_named_by_the_line_they_start_on(tmp_path):
+    """The header is line 1; blank lines count; a quoted cell spanning lines names its first line."""
+    path, rows = _read_csv(tmp_path, 'url,note,start\n', 'https://a/1.mp4,"two\nlines",\n', '\n',
+                           'https://a/2.mp4,,soon\n', 'https://a/3.mp4,,\n')
+    assert [r.where for r in rows] == ["line 2", "line 5", "line 6"]
+    assert json.loads(rows[0].extra) == {"note": "two\nlines"}
+    assert isinstance(rows[1], ManifestFailure) and rows[1].message.startswith("line 5: 'start'")
+    assert count_rows(path) == 3
+
+
+def test_parquet_rows_are_named_by_row_index(tmp_path):
+    path = tmp_path / "m.parquet"
+    pq.write_table(pa.table({"url": ["https://a/1.mp4", "https://a/2.mp4", "nope"]}), path)
+    rows = list(read_manifest(path))
+    assert [r.where for r in rows] == ["row index 0", "row index 1", "row index 2"]
+    assert rows[2].message.startswith("row index 2: 'url' must be an absolute URL")
+    assert count_rows(path) == 3
+
+
+def test_relative_locations_resolve_against_the_manifest_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    rows = [{"path": "videos/a.mp4", "subtitle": "../subs/a.vtt"},
+            {"images": ["img/0.jpg", "/abs/1.jpg", "https://x.org/2.jpg"]},
+            {"image": "img/3.jpg", "group": "g"},
+            {"url": "https://x.org/v.mp4", "subtitle": "file:///srv/v.vtt"},
+            {"path": "/abs/b.mp4"}]
+    (folder / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.chdir(tmp_path)  # another working directory: it must not matter
+    for manifest in ("data/m.jsonl", str(folder / "m.jsonl"), f"file://{folder}/m.jsonl"):
+        got = list(read_manifest(manifest))
+        assert got[0].path == str(folder / "videos" / "a.mp4") and got[0].subtitle == str(tmp_path / "subs" / "a.vtt")
+        assert got[1].images == (str(folder / "img" / "0.jpg"), "/abs/1.jpg", "https://x.org/2.jpg")
+        assert got[2].images == (str(folder / "img" / "3.jpg"),)
+        assert (got[3].url, got[3].subtitle) == ("https://x.org/v.mp4", "file:///srv/v.vtt")
+        assert got[4].path == "/abs/b.mp4"
+        # ids derive from the locations as written: moving the folder keeps them
+        assert [g.input_id for g in got] == [parse_row(r, i).input_id for i, r in enumerate(rows)]
+    assert next(read_manifest("data/m.jsonl", resolve=False)).path == "videos/a.mp4"
+
+
+def test_relative_locations_in_an_fsspec_manifest_stay_in_that_file_system():
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/bucket/sets/m.jsonl", (json.dumps({"path": "../v/a.mp4"}) + "\n"
+                                     + json.dumps({"images": ["0.jpg", "sub/1.jpg"]}) + "\n").encode())
+    try:
+        video, images = read_manifest("memory://bucket/sets/m.jsonl")
+    finally:
+        fs.rm("/bucket", recursive=True)
+    assert video.path == "memory:///bucket/v/a.mp4"
+    assert images.images == ("memory:///bucket/sets/0.jpg", "memory:///bucket/sets/sub/1.jpg")
 
 
 def test_gzip_jsonl_and_ndjson(tmp_path):

@@ -3,13 +3,17 @@
 A manifest row names one input; its ``kind`` follows from the fields it gives:
 
 * ``video``: exactly one of ``url`` (an absolute URL with a scheme: a file URL, ``gs://``, ``s3://``
-  or a web page for yt-dlp) or ``path`` (a file path, kept as written); optional ``subtitle`` (URL
-  or path), ``start`` / ``end`` (source seconds; ``start`` defaults to 0, ``end`` to the end).
+  or a web page for yt-dlp) or ``path`` (a file path); optional ``subtitle`` (URL or path),
+  ``start`` / ``end`` (source seconds; ``start`` defaults to 0, ``end`` to the end).
 * ``image_set``: ``images``, a list of 2-5 distinct URLs/paths (in CSV a ``|``-separated string or
   a JSON list), optional ``set_id`` (an alias of ``id``).
 * ``image``: one ``image`` plus a ``group`` label. Image rows sharing a group form one image set
   (``pipelines.ingest.images.group_images``: 2-5 images per set; a group whose rows disagree on
   ``license``, ``source`` or ``split`` fails as ``conflicting_group_field``).
+
+A relative ``path``, ``subtitle``, ``images`` entry or ``image`` is resolved against the folder of
+the manifest itself (a local folder or an fsspec URL such as ``memory://`` or ``gs://``), never
+against the working directory, so a manifest kept beside its media works from anywhere.
 
 Every kind takes optional ``id``, ``source``, ``license`` and ``split`` (train/validation/test);
 other columns are kept in ``extra`` as canonical JSON. Missing values, ``null``, NaN and blank
@@ -21,8 +25,12 @@ Ids (``input_id``) are WebDataset-safe keys (letters, digits, ``_``, ``-``; no d
 * any other given id (dots, slashes, spaces, non-ASCII...) becomes ``<ascii slug>-<8 hex of
   sha256(id)>``, e.g. ``clip.01`` -> ``clip_01-<hash>``; the original is kept in ``given_id``;
 * with no id, the first 16 hex of the sha256 of the canonical JSON of what the input *is*
-  (kind, url/path/images/image, clip range, group), not its metadata: stable across formats and
-  runs. Two rows asking for the same clip get the same id.
+  (kind, url/path/images/image *as written*, clip range, group), not its metadata: stable across
+  formats, runs and the manifest's location. Two rows asking for the same clip get the same id.
+
+Messages name a row as a person finds it (``ManifestRow.where``): ``line N`` in JSONL and CSV
+(1-based physical lines; blank lines count; a CSV's header is line 1 and a record spanning lines
+is named by its first), ``row index N`` in Parquet (0-based, as pandas and pyarrow show it).
 
 The second and later rows with an id already seen fail with ``duplicate_id`` (the reader keeps one
 dict entry per row, about 100 bytes each). Row failures never stop the read; a file that cannot be
@@ -37,10 +45,11 @@ import hashlib
 import json
 import math
 import os
+import posixpath
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipelines.common.errors import InputError
@@ -49,6 +58,7 @@ from schemas.record_types import KEY_PATTERN
 __all__ = [
     "KINDS", "SPLITS", "FORMATS", "ManifestRow", "ManifestFailure", "read_manifest", "parse_row",
     "make_key", "manifest_format", "ManifestError", "ManifestNotFoundError",
+    "manifest_base", "resolve_location", "count_rows",
 ]
 
 KINDS = ("video", "image_set", "image")
@@ -60,6 +70,7 @@ _LOCATION_FIELDS = ("url", "path", "images", "image")
 _KNOWN = {"id", "url", "path", "subtitle", "start", "end", "split", "source", "license",
           "images", "set_id", "image", "group"}
 _KEY_RE = re.compile(KEY_PATTERN)
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _MAX_KEY_LEN = 128
 
 
@@ -101,7 +112,8 @@ class ManifestRow:
     """One readable manifest row. Picklable; equal rows compare equal."""
 
     row_number: int
-    """0-based index of the row among the file's data rows (JSONL blank lines are not rows)."""
+    """0-based index of the row among the file's data rows (JSONL blank lines are not rows): its
+    order. Messages name the row by ``where`` instead."""
     input_id: str
     """WebDataset-safe key of this input."""
     kind: str
@@ -124,6 +136,9 @@ class ManifestRow:
     """Unknown columns as canonical JSON (sorted keys)."""
     given_id: str | None = None
     """The ``id`` (or ``set_id``) as written in the manifest, if any."""
+    where: str = field(default="", compare=False)
+    """The row as a person finds it: ``line N`` (JSONL, CSV; 1-based, a CSV's header is line 1)
+    or ``row index N`` (Parquet; 0-based, as pandas and pyarrow show it)."""
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as a plain dict (``images`` as a list)."""
@@ -165,6 +180,8 @@ class ManifestFailure:
     raw: str
     """The row as JSON text (a JSON string for a line that is not JSON), so it can be retried."""
     stage: str = "manifest"
+    where: str = field(default="", compare=False)
+    """As ``ManifestRow.where``."""
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as a plain dict."""
@@ -184,16 +201,16 @@ def _given(raw: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _text(row: Mapping[str, Any], key: str, n: int, allow_int: bool = False) -> str | None:
+def _text(row: Mapping[str, Any], key: str, n: str, allow_int: bool = False) -> str | None:
     value = row.get(key)
     if value is None or isinstance(value, str):
         return value
     if allow_int and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise _bad("invalid_field", f"row {n}: {key!r} must be a string, got {value!r}")
+    raise _bad("invalid_field", f"{n}: {key!r} must be a string, got {value!r}")
 
 
-def _seconds(row: Mapping[str, Any], key: str, n: int) -> float | None:
+def _seconds(row: Mapping[str, Any], key: str, n: str) -> float | None:
     value = row.get(key)
     if value is None:
         return None
@@ -206,80 +223,80 @@ def _seconds(row: Mapping[str, Any], key: str, n: int) -> float | None:
     except (TypeError, ValueError, decimal.InvalidOperation):
         seconds = math.nan
     if not math.isfinite(seconds):
-        raise _bad("invalid_time", f"row {n}: {key!r} must be a number of seconds, got {value!r}")
+        raise _bad("invalid_time", f"{n}: {key!r} must be a number of seconds, got {value!r}")
     return seconds
 
 
-def _image_list(row: Mapping[str, Any], n: int) -> tuple[str, ...]:
+def _image_list(row: Mapping[str, Any], n: str) -> tuple[str, ...]:
     value = row["images"]
     if isinstance(value, str):
         if value.startswith("["):
             try:
                 value = json.loads(value)
             except ValueError as exc:
-                raise _bad("invalid_field", f"row {n}: 'images' is not a JSON list ({exc})") from None
+                raise _bad("invalid_field", f"{n}: 'images' is not a JSON list ({exc})") from None
         else:
             value = [part.strip() for part in value.split("|")]
     if not isinstance(value, (list, tuple)):
-        raise _bad("invalid_field", f"row {n}: 'images' must be a list or a '|'-separated string, "
+        raise _bad("invalid_field", f"{n}: 'images' must be a list or a '|'-separated string, "
                    f"got {value!r}")
     images: list[str] = []
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item.strip():
-            raise _bad("invalid_field", f"row {n}: 'images'[{i}] must be a non-empty string, got {item!r}")
+            raise _bad("invalid_field", f"{n}: 'images'[{i}] must be a non-empty string, got {item!r}")
         if item.strip() in images:
-            raise _bad("duplicate_image", f"row {n}: 'images' lists {item.strip()!r} twice")
+            raise _bad("duplicate_image", f"{n}: 'images' lists {item.strip()!r} twice")
         images.append(item.strip())
     if not MIN_SET_IMAGES <= len(images) <= MAX_SET_IMAGES:
-        raise _bad("bad_image_count", f"row {n}: 'images' has {len(images)} image(s); an image set "
+        raise _bad("bad_image_count", f"{n}: 'images' has {len(images)} image(s); an image set "
                    f"needs {MIN_SET_IMAGES} to {MAX_SET_IMAGES}")
     return tuple(images)
 
 
-def _not_allowed(row: Mapping[str, Any], n: int, kind: str, names: Sequence[str]) -> None:
+def _not_allowed(row: Mapping[str, Any], n: str, kind: str, names: Sequence[str]) -> None:
     for name in names:
         if name in row:
-            raise _bad("field_not_allowed", f"row {n}: {name!r} does not apply to a {kind} row")
+            raise _bad("field_not_allowed", f"{n}: {name!r} does not apply to a {kind} row")
 
 
-def _kind(row: Mapping[str, Any], n: int) -> str:
+def _kind(row: Mapping[str, Any], n: str) -> str:
     if "url" in row and "path" in row:
-        raise _bad("url_and_path", f"row {n}: give 'url' or 'path', not both")
+        raise _bad("url_and_path", f"{n}: give 'url' or 'path', not both")
     present = [name for name in _LOCATION_FIELDS if name in row]
     if not present:
-        raise _bad("missing_location", f"row {n}: needs 'url' or 'path' (video), 'images' (image set) "
+        raise _bad("missing_location", f"{n}: needs 'url' or 'path' (video), 'images' (image set) "
                    f"or 'image' + 'group' (image); fields given: {sorted(row)}")
     if len(present) > 1:
-        raise _bad("ambiguous_kind", f"row {n}: {present[0]!r} and {present[1]!r} cannot be in one row "
+        raise _bad("ambiguous_kind", f"{n}: {present[0]!r} and {present[1]!r} cannot be in one row "
                    "(a row is one video, one image set or one image)")
     return {"url": "video", "path": "video", "images": "image_set", "image": "image"}[present[0]]
 
 
-def _video_fields(row: Mapping[str, Any], n: int) -> dict[str, Any]:
+def _video_fields(row: Mapping[str, Any], n: str) -> dict[str, Any]:
     _not_allowed(row, n, "video", ("set_id", "group"))
     url, path = _text(row, "url", n), _text(row, "path", n)
     if url is not None and "://" not in url:
-        raise _bad("invalid_url", f"row {n}: 'url' must be an absolute URL with a scheme (e.g. "
+        raise _bad("invalid_url", f"{n}: 'url' must be an absolute URL with a scheme (e.g. "
                    f"https://...), got {url!r}; use 'path' for files")
     start, end = _seconds(row, "start", n), _seconds(row, "end", n)
     start = 0.0 if start is None else start + 0.0  # + 0.0 turns -0.0 into 0.0
     if start < 0:
-        raise _bad("negative_start", f"row {n}: 'start' ({start!r}) must be >= 0")
+        raise _bad("negative_start", f"{n}: 'start' ({start!r}) must be >= 0")
     if end is not None and end <= start:
-        raise _bad("end_before_start", f"row {n}: 'end' ({end!r}) must be greater than 'start' ({start!r})")
+        raise _bad("end_before_start", f"{n}: 'end' ({end!r}) must be greater than 'start' ({start!r})")
     return dict(url=url, path=path, start=start, end=end, subtitle=_text(row, "subtitle", n))
 
 
-def _parse(raw: Mapping[str, Any], n: int) -> ManifestRow:
+def _parse(raw: Mapping[str, Any], row_number: int, n: str, base: str | None) -> ManifestRow:
     row = _given(raw)
     ids = {k: _text(row, k, n, allow_int=True) for k in ("id", "set_id")}
     if None not in ids.values() and ids["id"] != ids["set_id"]:
-        raise _bad("conflicting_id", f"row {n}: 'id' ({ids['id']!r}) and 'set_id' ({ids['set_id']!r}) differ")
+        raise _bad("conflicting_id", f"{n}: 'id' ({ids['id']!r}) and 'set_id' ({ids['set_id']!r}) differ")
     given_id = ids["id"] if ids["id"] is not None else ids["set_id"]
     kind = _kind(row, n)
     split = _text(row, "split", n)
     if split is not None and split not in SPLITS:
-        raise _bad("unknown_split", f"row {n}: 'split' must be one of {', '.join(SPLITS)}; got {split!r}")
+        raise _bad("unknown_split", f"{n}: 'split' must be one of {', '.join(SPLITS)}; got {split!r}")
     fields: dict[str, Any] = dict(split=split, source=_text(row, "source", n), license=_text(row, "license", n))
     if kind == "video":
         fields.update(_video_fields(row, n))
@@ -292,14 +309,50 @@ def _parse(raw: Mapping[str, Any], n: int) -> ManifestRow:
         _not_allowed(row, n, kind, ("start", "end", "subtitle", "set_id"))
         group = _text(row, "group", n, allow_int=True)
         if group is None:
-            raise _bad("missing_group", f"row {n}: 'group' is required with 'image' (rows sharing a group "
+            raise _bad("missing_group", f"{n}: 'group' is required with 'image' (rows sharing a group "
                        "form one image set)")
         fields.update(images=(_text(row, "image", n),), group=group)
         content = {"image": fields["images"][0], "group": group}
     extra = {k: v for k, v in row.items() if k not in _KNOWN}
     input_id = make_key(given_id) if given_id is not None else _digest({"kind": kind, **content})
-    return ManifestRow(row_number=n, input_id=input_id, kind=kind, extra=_canonical(extra),
-                       given_id=given_id, **fields)
+    if base is not None:  # the id above is from the locations as written; the row holds them resolved
+        fields.update({k: resolve_location(fields[k], base) for k in ("path", "subtitle") if fields.get(k)})
+        if fields.get("images"):
+            fields["images"] = tuple(resolve_location(i, base) for i in fields["images"])
+    return ManifestRow(row_number=row_number, input_id=input_id, kind=kind, extra=_canonical(extra),
+                       given_id=given_id, where=n, **fields)
+
+
+def manifest_base(path: str) -> str:
+    """The folder relative locations in the manifest at ``path`` are resolved against.
+
+    A local manifest's absolute folder; for an fsspec URL (``memory://``, ``gs://``...) the URL of
+    its parent folder; ``file://`` URLs are local.
+    """
+    import fsspec
+    from fsspec.implementations.local import LocalFileSystem
+
+    fs, local = fsspec.core.url_to_fs(str(path))
+    if isinstance(fs, LocalFileSystem):
+        return os.path.dirname(os.path.abspath(local))
+    return fs.unstrip_protocol(posixpath.dirname(local.rstrip("/")))
+
+
+def resolve_location(location: str, base: str) -> str:
+    """A manifest's ``path``/``subtitle``/``images``/``image`` resolved against the manifest's folder.
+
+    URLs (``scheme://``, ``file:``), absolute paths and ``~`` paths are kept; a relative path is
+    joined to ``base`` (``manifest_base``) and normalized (``..`` allowed).
+    """
+    if _SCHEME_RE.match(location) or location.lower().startswith("file:") or location.startswith("~"):
+        return location
+    if os.path.isabs(location):
+        return location
+    match = _SCHEME_RE.match(base)
+    if match:
+        prefix, folder = base[:match.end()], base[match.end():]
+        return prefix + posixpath.normpath(posixpath.join(folder, location))
+    return os.path.normpath(os.path.join(base, location))
 
 
 def _best_effort_id(raw: Any, raw_json: str) -> str:
@@ -313,26 +366,31 @@ def _best_effort_id(raw: Any, raw_json: str) -> str:
     return _digest(raw_json)
 
 
-def parse_row(raw: Any, row_number: int) -> ManifestRow | ManifestFailure:
+def parse_row(raw: Any, row_number: int, where: str | None = None,
+              base: str | None = None) -> ManifestRow | ManifestFailure:
     """Parse one manifest row (a dict from any format). Stateless: no duplicate check.
 
     Args:
         raw: the row as read (JSON object, CSV dict of strings, Parquet row dict).
-        row_number: its 0-based row number, used in messages.
+        row_number: its 0-based row number (its order among the rows).
+        where: how messages name the row (``line 3``, ``row index 2``); default ``row {row_number}``.
+        base: resolve relative locations against this folder or URL (``manifest_base``); None keeps them.
 
     Returns:
         A ``ManifestRow``, or a ``ManifestFailure`` saying what is wrong with the row.
     """
+    where = where or f"row {row_number}"
     try:
         if not isinstance(raw, Mapping):
-            raise _bad("not_an_object", f"row {row_number}: must be a JSON object, got {type(raw).__name__}")
-        if None in raw:  # csv.DictReader puts cells beyond the header under None
-            raise _bad("invalid_csv_row", f"row {row_number}: has more cells than the header has columns "
+            raise _bad("not_an_object", f"{where}: must be a JSON object, got {type(raw).__name__}")
+        if None in raw:  # a CSV row's cells beyond the header are under None
+            raise _bad("invalid_csv_row", f"{where}: has more cells than the header has columns "
                        f"(extra cells: {raw[None]!r})")
-        return _parse(raw, row_number)
+        return _parse(raw, row_number, where, base)
     except InputError as exc:
         raw_json = _canonical_raw(raw)
-        return ManifestFailure(row_number, _best_effort_id(raw, raw_json), exc.error_type, exc.message, raw_json)
+        return ManifestFailure(row_number, _best_effort_id(raw, raw_json), exc.error_type, exc.message, raw_json,
+                               where=where)
 
 
 def _canonical_raw(raw: Any) -> str:
@@ -375,45 +433,63 @@ def _check_columns(path: str, columns: Iterable[str]) -> None:
         raise ManifestError(f"manifest {path}: duplicate column name(s) {duplicated}")
 
 
-def _raw_jsonl(path: str) -> Iterator[tuple[Any, InputError | None]]:
-    # bytes lines -> (decoded JSON value, None) or (the line's text, error) per non-blank line
+def _raw_jsonl(path: str) -> Iterator[tuple[str, Any, InputError | None]]:
+    # bytes lines -> ("line N", decoded JSON value, None) or ("line N", the line's text, error)
+    # per non-blank line (blank lines are not rows but count as lines)
     with _open(path, "rb") as f:
         for line_number, line in enumerate(f, start=1):
             if line_number == 1 and line.startswith(b"\xef\xbb\xbf"):
                 line = line[3:]
             if not line.strip():
                 continue
+            where = f"line {line_number}"
             try:
                 text = line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield line.decode("utf-8", "replace").rstrip("\r\n"), _bad(
-                    "invalid_json", f"line {line_number} is not UTF-8 ({exc.reason} at byte {exc.start})")
+                yield where, line.decode("utf-8", "replace").rstrip("\r\n"), _bad(
+                    "invalid_json", f"not UTF-8 ({exc.reason} at byte {exc.start})")
                 continue
             try:
-                yield json.loads(text), None
+                yield where, json.loads(text), None
             except ValueError as exc:
-                yield text.rstrip("\r\n"), _bad("invalid_json", f"line {line_number} is not JSON ({exc})")
+                yield where, text.rstrip("\r\n"), _bad("invalid_json", f"not JSON ({exc})")
 
 
-def _raw_csv(path: str) -> Iterator[tuple[Any, None]]:
-    # text -> (dict of strings, None) per data row (csv.DictReader skips blank lines)
+def _raw_csv(path: str) -> Iterator[tuple[str, Any, None]]:
+    # text -> ("line N", dict of strings, None) per data row; N is the line the record starts on
+    # (the header is line 1; a quoted cell may span lines); blank lines are skipped
     with _open(path, "rt", encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
+        reader = csv.reader(f)
         try:
-            for row in reader:
-                yield row, None
+            header = next(reader)
+            while True:
+                start = reader.line_num + 1
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    return
+                if not cells:
+                    continue
+                row: dict[Any, Any] = dict(zip(header, cells))
+                if len(cells) > len(header):
+                    row[None] = cells[len(header):]
+                for name in header[len(cells):]:
+                    row[name] = None
+                yield f"line {start}", row, None
         except (csv.Error, UnicodeDecodeError) as exc:
             raise ManifestError(f"manifest {path}: CSV error near line {reader.line_num}: {exc}") from None
 
 
-def _raw_parquet(path: str, batch_size: int) -> Iterator[tuple[Any, None]]:
-    # record batches of at most batch_size rows -> (row dict, None) per row
+def _raw_parquet(path: str, batch_size: int) -> Iterator[tuple[str, Any, None]]:
+    # record batches of at most batch_size rows -> ("row index N", row dict, None) per row
     import pyarrow.parquet as pq
 
+    index = 0
     with _open(path, "rb") as f:
         for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_size):
             for row in batch.to_pylist():
-                yield row, None
+                yield f"row index {index}", row, None
+                index += 1
 
 
 def _check_readable(path: str, fmt: str) -> None:
@@ -446,9 +522,13 @@ def _check_readable(path: str, fmt: str) -> None:
 
 
 def read_manifest(
-    path: str | os.PathLike[str], fmt: str | None = None, *, batch_size: int = 8192
+    path: str | os.PathLike[str], fmt: str | None = None, *, batch_size: int = 8192, resolve: bool = True
 ) -> Iterator[ManifestRow | ManifestFailure]:
     """Stream a manifest: exactly one ``ManifestRow`` or ``ManifestFailure`` per row, in file order.
+
+    Relative locations (``path``, ``subtitle``, ``images``, ``image``) are resolved against the
+    manifest's own folder (``manifest_base``), not the working directory; messages name a row
+    by its line (JSONL, CSV) or row index (Parquet), see ``ManifestRow.where``.
 
     JSONL and CSV are read line by line, Parquet by record batches, so memory does not grow with
     the file (except the set of ids seen, for ``duplicate_id``). Deterministic.
@@ -457,6 +537,7 @@ def read_manifest(
         path: a local path or an fsspec URL (``gs://``, ``s3://``, ``file://``...).
         fmt: ``jsonl``, ``csv`` or ``parquet``; None to choose by extension (``manifest_format``).
         batch_size: Parquet rows decoded at a time.
+        resolve: resolve relative locations (False keeps them as written).
 
     Returns:
         An iterator over the outcomes; the file is checked before this returns.
@@ -478,23 +559,46 @@ def read_manifest(
         raws = _raw_csv(path)
     else:
         raws = _raw_parquet(path, batch_size)
-    return _outcomes(raws)
+    return _outcomes(raws, manifest_base(path) if resolve else None)
 
 
-def _outcomes(raws: Iterator[tuple[Any, InputError | None]]) -> Iterator[ManifestRow | ManifestFailure]:
-    # (raw row, read error) -> one outcome per row; ids seen so far -> duplicate_id
-    seen: dict[str, int] = {}
-    for n, (raw, error) in enumerate(raws):
+def count_rows(path: str | os.PathLike[str], fmt: str | None = None) -> int:
+    """How many rows ``read_manifest`` will yield, read cheaply (for progress estimates).
+
+    JSONL: non-blank lines; CSV: records after the header (blank lines skipped); Parquet: the
+    footer's row count. The file must have passed ``read_manifest``'s checks.
+
+    Raises:
+        ManifestError: a CSV syntax error (said before any work starts).
+    """
+    path = str(path)
+    fmt = manifest_format(path) if fmt is None else fmt
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        with _open(path, "rb") as f:
+            return pq.ParquetFile(f).metadata.num_rows
+    if fmt == "csv":
+        return sum(1 for _ in _raw_csv(path))
+    with _open(path, "rb") as f:
+        return sum(1 for line in f if line.strip() and line.strip() != b"\xef\xbb\xbf")
+
+
+def _outcomes(raws: Iterator[tuple[str, Any, InputError | None]], base: str | None
+              ) -> Iterator[ManifestRow | ManifestFailure]:
+    # (where, raw row, read error) -> one outcome per row; ids seen so far -> duplicate_id
+    seen: dict[str, str] = {}
+    for n, (where, raw, error) in enumerate(raws):
         if error is not None:
-            yield ManifestFailure(n, _digest(raw), error.error_type, f"row {n}: {error.message}",
-                                  json.dumps(raw, ensure_ascii=False))
+            yield ManifestFailure(n, _digest(raw), error.error_type, f"{where}: {error.message}",
+                                  json.dumps(raw, ensure_ascii=False), where=where)
             continue
-        outcome = parse_row(raw, n)
+        outcome = parse_row(raw, n, where, base)
         if isinstance(outcome, ManifestRow):
-            first = seen.setdefault(outcome.input_id, n)
-            if first != n:
+            first = seen.setdefault(outcome.input_id, where)
+            if first != where:
                 what = (f"'id' {outcome.given_id!r} (key {outcome.input_id!r})" if outcome.given_id is not None
                         else f"the input (same kind, location and clip range; id {outcome.input_id!r})")
-                outcome = ManifestFailure(n, outcome.input_id, "duplicate_id", f"row {n}: {what} is already "
-                                          f"used by row {first}", _canonical_raw(raw))
+                outcome = ManifestFailure(n, outcome.input_id, "duplicate_id", f"{where}: {what} is already "
+                                          f"used by {first}", _canonical_raw(raw), where=where)
         yield outcome

@@ -442,9 +442,10 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None) -> di
     args, beam_args, own = parse_ingest_argv(argv)
     check_pipeline_options(beam_args, own)
     config = _config_from(args, config)
-    if not Path(args.manifest).exists() and "://" not in args.manifest:
+    manifest = args.manifest if "://" in args.manifest else os.path.abspath(args.manifest)
+    if "://" not in manifest and not Path(manifest).exists():
         raise ManifestNotFoundError(f"manifest {args.manifest} does not exist")
-    read_manifest(args.manifest)  # an unreadable manifest is the run's error, said before Beam starts
+    read_manifest(manifest)  # an unreadable manifest is the run's error, said before Beam starts
     options = PipelineOptions(beam_args)
     runner = options.view_as(StandardOptions).runner
     if runner is None:  # never Beam's default (it tries to download the Prism binary)
@@ -453,7 +454,7 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None) -> di
         runner = FnApiRunner()
     started = time.monotonic()
     pipeline = test_pipeline or beam.Pipeline(runner=runner, options=options)
-    _ = (pipeline | "Manifest" >> beam.Create([os.path.abspath(args.manifest)])
+    _ = (pipeline | "Manifest" >> beam.Create([manifest])
          | "Ingest" >> IngestVideos(config, args.out, args.work_dir, args.retry_failed))
     result = pipeline.run()
     result.wait_until_finish()

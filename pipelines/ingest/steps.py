@@ -82,7 +82,7 @@ class ReadManifestFn(beam.DoFn):
             elif item.kind not in self.kinds:
                 yield beam.pvalue.TaggedOutput(FAILED, failure_record(
                     item.input_id, "manifest", "unsupported_kind",
-                    f"row {item.row_number}: {item.kind!r} rows are not ingested by this pipeline "
+                    f"{item.where}: {item.kind!r} rows are not ingested by this pipeline "
                     f"(it takes {', '.join(self.kinds)})", _row_json(item), row_number=item.row_number))
             else:
                 if item.given_id is not None and item.given_id != item.input_id:
