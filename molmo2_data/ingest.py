@@ -71,11 +71,13 @@ def print_summary(summary: dict, out: str, file=sys.stdout) -> None:
 
 
 def main(args: argparse.Namespace, extra: list[str]) -> int:
-    """Run the ingest; returns the exit code (0 done, 2 a bad option, config or manifest).
+    """Run the ingest; returns the exit code (0 done, 1 the run itself failed, 2 a bad option,
+    config or manifest).
 
-    A fault of the run itself (a bug, an unwritable output) is not caught here: it ends the
-    process with exit code 1.
+    A fault of the run itself (a full disk, an unwritable output, out of memory, a bug in a step
+    of the run) is one line on stderr and exit code 1; rerunning the same command resumes.
     """
+    from pipelines.common.guard import RunFault
     from pipelines.common.options import OptionError
     from pipelines.ingest.args import to_argv
     from pipelines.ingest.config import ConfigError
@@ -83,9 +85,12 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
     from pipelines.ingest.pipeline import run
 
     try:
-        summary = run(to_argv(args) + list(extra))
+        summary = run(to_argv(args) + list(extra), console=True)
     except (ConfigError, ManifestError, OptionError) as exc:
         print(f"molmo2-data ingest: {exc}", file=sys.stderr)
         return 2
+    except RunFault as exc:
+        print(f"molmo2-data ingest: {exc.message}", file=sys.stderr)
+        return 1
     print_summary(summary, args.out)
     return 0

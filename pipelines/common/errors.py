@@ -3,13 +3,14 @@
 A stage raises ``InputError(stage, error_type, message)`` for anything wrong with one input (a
 manifest row, a download, a file that does not decode). The pipeline catches it and turns it into
 a failure record (``schemas`` ``FailureRecord``): the run goes on, nothing is dropped silently.
-Bugs in our own code are not ``InputError`` and are left to crash loudly.
+Any other exception raised while working on one input is turned into an ``InputError`` of type
+``internal_error`` (or, when it is the run's fault, stops the run) by ``pipelines.common.guard``.
 """
 from __future__ import annotations
 
 __all__ = ["InputError", "STAGES"]
 
-STAGES = ("manifest", "fetch", "probe", "filter", "decode", "subtitle", "dedupe", "image", "write")
+STAGES = ("manifest", "fetch", "probe", "filter", "decode", "subtitle", "dedupe", "clip", "image", "write")
 
 
 class InputError(Exception):

@@ -5,7 +5,8 @@ keeps one child Python process per worker (started lazily, reused across inputs 
 is paid once), sends it ``(function path, args, kwargs)`` jobs over a pipe and waits at most the
 job's time limit. On a time-out the child is killed and the input fails with ``timeout``; if the
 child dies (segfault, out of memory) the input fails with ``crashed``; either way the next job
-starts a fresh child. Exceptions raised in the child come back and are re-raised in the parent.
+starts a fresh child. Exceptions raised in the child come back and are re-raised in the parent;
+a ``MemoryError`` there becomes that input's ``out_of_memory`` (the child holds one input only).
 
 The child runs ``python -m pipelines.common.sandbox``; jobs name module-level functions by
 ``"package.module:function"`` so nothing but plain data is pickled. When the parent dies, the
@@ -86,7 +87,7 @@ class Sandbox:
             timeout_s: this job's limit; defaults to the sandbox's.
 
         Raises:
-            InputError: ``timeout`` or ``crashed``, or whatever InputError the job raised.
+            InputError: ``timeout``, ``crashed`` or ``out_of_memory``, or whatever InputError the job raised.
             Exception: any other exception raised by the job, re-raised as is.
         """
         proc = self._proc if self._proc and self._proc.poll() is None else self._start()
@@ -112,6 +113,9 @@ class Sandbox:
         status, value = pickle.loads(body)
         if status == "ok":
             return value
+        if isinstance(value, MemoryError):  # the child holds this one input only: it is the input's
+            raise InputError(self.stage, "out_of_memory", f"{input_name or target}: ran out of memory "
+                             f"({value or 'MemoryError'})")
         raise value
 
     def close(self) -> None:

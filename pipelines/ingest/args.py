@@ -36,6 +36,8 @@ def add_ingest_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--work-dir", help="raw store, frame store and failure memory (default: OUT/.work)")
     p.add_argument("--retry-failed", action="store_true", help="retry inputs that failed in an earlier run")
     p.add_argument("--window", type=float, help="cut fixed windows of at most this many seconds (e.g. 63)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show Beam's and its workers' logs on the console (else in WORK/ingest.log)")
     p.add_argument("--cfr-mp4", action="store_true",
                    help="also write each clip as a constant-frame-rate H.264 mp4 (for track annotation)")
     return p
@@ -66,4 +68,6 @@ def to_argv(args: argparse.Namespace) -> list[str]:
         argv.append("--retry-failed")
     if args.cfr_mp4:
         argv.append("--cfr-mp4")
+    if getattr(args, "verbose", False):
+        argv.append("--verbose")
     return argv

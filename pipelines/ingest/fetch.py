@@ -240,7 +240,7 @@ class Fetcher:
 
         Raises:
             InputError: stage ``fetch``; slugs ``not_found``, ``not_regular_file``, ``too_large``,
-                ``permission_denied``, ``changed_during_copy`` (local files); ``http_<status>``,
+                ``permission_denied``, ``unreadable_path``, ``changed_during_copy`` (local files); ``http_<status>``,
                 ``unsupported_url``, ``unsupported_scheme``, ``timeout``, ``connection_error``,
                 ``no_media``, ``download_failed``, ``crashed`` (downloads). The message starts with
                 the source (or the subtitle) it is about.
@@ -296,6 +296,8 @@ class Fetcher:
             raise InputError("fetch", "not_found", f"{source}: no such file") from None
         except PermissionError:
             raise InputError("fetch", "permission_denied", f"{source}: permission denied") from None
+        except OSError as exc:  # a symlink loop, a name too long, an I/O error...: the input's own path
+            raise InputError("fetch", "unreadable_path", f"{source}: {exc.strerror or exc}") from None
         if not stat.S_ISREG(st.st_mode):
             what = "directory" if stat.S_ISDIR(st.st_mode) else "device, FIFO or socket"
             raise InputError("fetch", "not_regular_file", f"{source}: is a {what}, not a regular file")

@@ -257,12 +257,16 @@ def fsspec_copy(url: str, dest_dir: str, max_bytes: int, rate_limit: int | None 
 
     try:
         fs, path = fsspec.core.url_to_fs(url)
-    except ValueError as exc:  # "Protocol not known"
+    except (ValueError, ImportError) as exc:  # "Protocol not known", or its package is not installed
         raise InputError("fetch", "unsupported_scheme", f"{url}: {exc}") from None
+    except OSError as exc:  # a file system that connects on creation (ftp, sftp): host unknown, refused
+        raise InputError("fetch", "connection_error", f"{url}: {exc}") from None
     try:
         info = fs.info(path)
     except FileNotFoundError:
         raise InputError("fetch", "not_found", f"{url}: no such file") from None
+    except OSError as exc:
+        raise InputError("fetch", "connection_error", f"{url}: {exc}") from None
     if info.get("type") != "file":
         raise InputError("fetch", "not_regular_file", f"{url}: is a {info.get('type')}, not a file")
     if (info.get("size") or 0) > max_bytes:
@@ -278,5 +282,10 @@ def fsspec_copy(url: str, dest_dir: str, max_bytes: int, rate_limit: int | None 
                 out.write(chunk)
                 _throttle(started, done, rate_limit)
     except OSError as exc:
+        from pipelines.common.guard import InputGuard
+
+        fault = InputGuard({"WORK": dest_dir}).run_fault(exc)  # writing our copy: a full disk is the run's
+        if fault is not None:
+            raise fault from None
         raise InputError("fetch", "connection_error", f"{url}: {exc}") from None
     return {"media": target}

@@ -53,17 +53,39 @@ def image_group_key(row):
     return row.group, row
 
 
-def set_jobs_from_group(element):
-    """(group, rows) -> SetJob per balanced set | ``failed``: singleton leftovers."""
+def set_jobs_from_group(element, progress=None):
+    """(group, rows) -> SetJob per balanced set | ``failed``: leftovers (singleton, conflicting).
+
+    Guarded as one input: an unforeseen fault fails every row of the group (stage ``image``).
+    ``progress`` (a ``ProgressLog``) counts the rows that fail here.
+    """
+    from pipelines.common.guard import InputGuard
+
+    group, rows = element
+    rows = sorted(rows, key=lambda r: r.input_id)
+    outputs = InputGuard().outcome(lambda: _group_jobs(rows), lambda err: _group_failed(rows, err),
+                                   "image", f"group {group}", *[r.input_id for r in rows])
+    failed = sum(1 for o in outputs if isinstance(o, beam.pvalue.TaggedOutput))
+    if progress is not None:
+        progress.add(done=failed, failed=failed)
+    return outputs
+
+
+def _group_jobs(rows):
     from pipelines.ingest.images import group_images
 
-    _, rows = element
     sets, leftovers = group_images(rows)
     for s in sets:
         yield SetJob(set_id=s.set_id, images=s.images, rows=s.rows, image_ids=s.input_ids)
     for left in leftovers:
         yield beam.pvalue.TaggedOutput(FAILED, failure_record(
             left.input_id, "image", left.error_type, left.message, _row_json(left.row)))
+
+
+def _group_failed(rows, exc: InputError):
+    for row in rows:
+        yield beam.pvalue.TaggedOutput(FAILED, failure_record(
+            row.input_id, exc.stage, exc.error_type, exc.message, _row_json(row)))
 
 
 def inspect_image_file(path: str, name: str, max_side: int):
@@ -76,49 +98,65 @@ def inspect_image_file(path: str, name: str, max_side: int):
 class ProcessImageSetFn(FetchingDoFn):
     """SetJob -> (set_id, ImageSet record, members, rows) | ``failed`` for every member row.
 
+    One ``InputGuard`` boundary: any fault of the set (fetch, inspection, store) fails its rows.
     A failed set is remembered (``FailureMemory``, keyed by its rows) so that a rerun replays its
     failures, to ``failed`` and ``remembered``, unless ``retry_failed`` is set.
     """
 
     sandbox_stage = "image"
 
-    def __init__(self, config: IngestConfig, work_dir: str, retry_failed: bool = False):
+    def __init__(self, config: IngestConfig, work_dir: str, retry_failed: bool = False,
+                 run_folders: dict[str, str] | None = None):
+        from pipelines.common.guard import InputGuard
+        from pipelines.common.progress import ProgressLog
+
         self.config = config
         self.work_dir = work_dir
         self.retry_failed = retry_failed
+        self.guard = InputGuard(run_folders or {"WORK": work_dir})
+        self.progress = ProgressLog(os.path.join(work_dir, "progress"))
         self.ok = Metrics.counter("ingest", "image_sets")
         self.failed = Metrics.counter("ingest", "image_sets_failed")
 
     def process(self, job: SetJob):
+        ids = [r.input_id for r in job.rows]
+        return self.guard.outcome(lambda: self._succeeded(job), lambda err: self._failed(job, err),
+                                  "image", job.set_id, *ids)
+
+    def _succeeded(self, job: SetJob):
         memory = FailureMemory(self.work_dir)
         remembered = None if self.retry_failed else memory.recall(job.rows)
         if remembered is not None:
             self.failed.inc()
+            self.progress.add(done=len(job.rows), failed=len(job.rows))
             yield from remembered_outputs(remembered)
             return
-        try:
-            record, members = self._build(job)
-        except InputError as exc:
-            self.failed.inc()
-            message = exc.message if len(job.rows) == 1 else f"set {job.set_id}: {exc.message}"
-            records = [failure_record(row.input_id, exc.stage, exc.error_type, message, _row_json(row))
-                       for row in job.rows]
-            memory.remember(job.rows, records)
-            for record in records:
-                yield beam.pvalue.TaggedOutput(FAILED, record)
-            return
+        record, members = self._build(job)
         memory.forget(job.rows)
         self.ok.inc()
+        self.progress.add(done=len(job.rows))
         yield job.set_id, record, members, len(job.rows)
+
+    def _failed(self, job: SetJob, exc: InputError):
+        self.failed.inc()
+        message = exc.message if len(job.rows) == 1 else f"set {job.set_id}: {exc.message}"
+        records = [failure_record(row.input_id, exc.stage, exc.error_type, message, _row_json(row))
+                   for row in job.rows]
+        FailureMemory(self.work_dir).remember(job.rows, records)
+        self.progress.add(done=len(job.rows), failed=len(job.rows))
+        for record in records:
+            yield beam.pvalue.TaggedOutput(FAILED, record)
 
     def _build(self, job: SetJob):
         from pipelines.ingest.images import dedupe_images_in_set
 
         results, members = [], []
         for i, source in enumerate(job.images):
-            fetched = self.fetch(source, job.image_ids[i])
-            result = self.sandbox.call("pipelines.ingest.image_steps:inspect_image_file", fetched.raw_path, source,
-                                       self.config.frames.max_side, input_name=source)
+            with self.guard.step("fetch", source, job.image_ids[i]):
+                fetched = self.fetch(source, job.image_ids[i])
+            with self.guard.step("image", source, job.image_ids[i]):
+                result = self.sandbox.call("pipelines.ingest.image_steps:inspect_image_file", fetched.raw_path,
+                                           source, self.config.frames.max_side, input_name=source)
             results.append(result)
             store = Path(self.work_dir) / "images" / result.sha256[:2]
             store.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipelines.common.errors import InputError
+from pipelines.common.guard import InputGuard
 from schemas.record_types import KEY_PATTERN
 
 __all__ = [
@@ -355,6 +356,9 @@ def resolve_location(location: str, base: str) -> str:
     return os.path.normpath(os.path.join(base, location))
 
 
+_GUARD = InputGuard()  # a row's parse touches no file: only MemoryError is the run's
+
+
 def _best_effort_id(raw: Any, raw_json: str) -> str:
     if isinstance(raw, Mapping):
         for key in ("id", "set_id"):
@@ -370,6 +374,9 @@ def parse_row(raw: Any, row_number: int, where: str | None = None,
               base: str | None = None) -> ManifestRow | ManifestFailure:
     """Parse one manifest row (a dict from any format). Stateless: no duplicate check.
 
+    Guarded (``pipelines.common.guard``): anything unforeseen while parsing is this row's
+    ``internal_error``, never the reader's end.
+
     Args:
         raw: the row as read (JSON object, CSV dict of strings, Parquet row dict).
         row_number: its 0-based row number (its order among the rows).
@@ -380,13 +387,15 @@ def parse_row(raw: Any, row_number: int, where: str | None = None,
         A ``ManifestRow``, or a ``ManifestFailure`` saying what is wrong with the row.
     """
     where = where or f"row {row_number}"
+    given = raw.get("id") if isinstance(raw, Mapping) else None
     try:
-        if not isinstance(raw, Mapping):
-            raise _bad("not_an_object", f"{where}: must be a JSON object, got {type(raw).__name__}")
-        if None in raw:  # a CSV row's cells beyond the header are under None
-            raise _bad("invalid_csv_row", f"{where}: has more cells than the header has columns "
-                       f"(extra cells: {raw[None]!r})")
-        return _parse(raw, row_number, where, base)
+        with _GUARD.step("manifest", where, str(given)):
+            if not isinstance(raw, Mapping):
+                raise _bad("not_an_object", f"{where}: must be a JSON object, got {type(raw).__name__}")
+            if None in raw:  # csv.DictReader puts cells beyond the header under None
+                raise _bad("invalid_csv_row", f"{where}: has more cells than the header has columns "
+                           f"(extra cells: {raw[None]!r})")
+            return _parse(raw, row_number, where, base)
     except InputError as exc:
         raw_json = _canonical_raw(raw)
         return ManifestFailure(row_number, _best_effort_id(raw, raw_json), exc.error_type, exc.message, raw_json,

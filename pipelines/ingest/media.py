@@ -291,7 +291,7 @@ def _reason(exc, raw_path: str, name: str) -> str:
 
 
 def process_video(raw_path: str, sha256: str, start: float | None, end: float | None,
-                  config: IngestConfig, frame_store: str, name: str = "") -> VideoOutput:
+                  config: IngestConfig, frame_store: str, name: str = "", input_id: str = "") -> VideoOutput:
     """Probe, filter and clip one video; decode each clip's sampled frames into the frame store.
 
     Args:
@@ -301,26 +301,32 @@ def process_video(raw_path: str, sha256: str, start: float | None, end: float | 
         config: ingest settings.
         frame_store: root folder of the frame store.
         name: how failure messages name the input.
+        input_id: the manifest id of the input (names it for ``InputGuard`` fault injection).
 
     Returns:
         A ``VideoOutput`` (metadata and references only).
 
     Raises:
-        InputError: probe/decode failures (``probe`` / ``decode`` stage) and filter rejections.
+        InputError: probe/decode failures (``probe`` / ``decode`` stage, ``internal_error`` for
+            unforeseen exceptions) and filter rejections.
+        RunFault: a fault of the run (the frame store cannot be written, the disk is full).
     """
+    from pipelines.common.guard import InputGuard
     from pipelines.ingest.frames import DecodeError, probe
 
     name = name or raw_path
-    try:
-        info = probe(raw_path)
-    except DecodeError as exc:
-        raise InputError("probe", exc.error_type, f"{name}: {_reason(exc, raw_path, name)}") from None
-    if not info.has_video:
-        what = "audio-only file" if info.has_audio else "no video stream"
-        raise InputError("probe", "no_video_stream", f"{name}: {what}")
-    if info.num_frames < 1 or info.duration <= 0:
-        raise InputError("probe", "no_frames", f"{name}: no decodable frames")
-    _check_filters(info, config, name)
+    guard = InputGuard({"FRAMES": frame_store}, hide={raw_path: name})
+    with guard.step("probe", name, input_id):
+        try:
+            info = probe(raw_path)
+        except DecodeError as exc:
+            raise InputError("probe", exc.error_type, f"{name}: {_reason(exc, raw_path, name)}") from None
+        if not info.has_video:
+            what = "audio-only file" if info.has_audio else "no video stream"
+            raise InputError("probe", "no_video_stream", f"{name}: {what}")
+        if info.num_frames < 1 or info.duration <= 0:
+            raise InputError("probe", "no_frames", f"{name}: no decodable frames")
+        _check_filters(info, config, name)
 
     bounds = clip_bounds(info.duration, start, end, config, name)
     counts = [len(sample_times(e - s, config.sampling.max_frames, config.sampling.max_fps)) for s, e in bounds]
@@ -329,13 +335,14 @@ def process_video(raw_path: str, sha256: str, start: float | None, end: float | 
     for c, (s, e) in enumerate(bounds):
         clip_id = make_clip_id(sha256, s, e, config)
         want = [i for cc, i in positions if cc == c]
-        try:
-            meta, reused = _decode_into(raw_path, clip_id, s, e, want, config, frame_store)
-            mp4 = _mp4_into(raw_path, clip_id, s, e, config, frame_store) if config.frames.write_cfr_mp4 else None
-        except DecodeError as exc:
-            raise InputError("decode", exc.error_type, f"{name}: {_reason(exc, raw_path, name)}") from None
-        except ValueError as exc:
-            raise InputError("decode", "bad_clip_window", f"{name}: {exc}") from None
+        with guard.step("decode", name, input_id):
+            try:
+                meta, reused = _decode_into(raw_path, clip_id, s, e, want, config, frame_store)
+                mp4 = _mp4_into(raw_path, clip_id, s, e, config, frame_store) if config.frames.write_cfr_mp4 else None
+            except DecodeError as exc:
+                raise InputError("decode", exc.error_type, f"{name}: {_reason(exc, raw_path, name)}") from None
+            except ValueError as exc:
+                raise InputError("decode", "bad_clip_window", f"{name}: {exc}") from None
         metas.append(meta)
         clips.append(ClipOutput(
             clip_id=clip_id, start=s, end=e, timestamps=tuple(meta["timestamps"]),

@@ -98,42 +98,66 @@ def _by_duplicate_id(duplicate):
     return duplicate.input_id, duplicate
 
 
-def _route_dedupe(element):
+class _RouteDedupeFn(beam.DoFn):
     """(input_id, {"video", "kept", "dup"}) -> kept VideoItem | "failed": duplicate record."""
+
+    def __init__(self, work_dir: str, run_folders: dict[str, str]):
+        from pipelines.common.guard import InputGuard
+        from pipelines.common.progress import ProgressLog
+
+        self.guard = InputGuard(run_folders)
+        self.progress = ProgressLog(os.path.join(work_dir, "progress"))
+
+    def process(self, element):
+        input_id, grouped = element
+        (item,) = grouped["video"]
+        return self.guard.outcome(lambda: self._route(item, grouped), lambda err: _failed(item, err, self.progress),
+                                  "dedupe", input_id)
+
+    def _route(self, item, grouped):
+        from pipelines.ingest.steps import _row_json
+
+        if grouped["kept"]:
+            yield item
+            return
+        (dup,) = grouped["dup"]
+        message = (f"{item.row.input_id}: {dup.kind} duplicate of {dup.duplicate_of}"
+                   + (f" (mean perceptual-hash distance {dup.distance:.2f})" if dup.kind == "near" else
+                      " (same bytes)"))
+        self.progress.add(duplicate=1)
+        yield beam.pvalue.TaggedOutput(FAILED, failure_record(
+            item.row.input_id, "dedupe", f"{dup.kind}_duplicate", message, _row_json(item.row),
+            outcome="duplicate", duplicate_of=dup.duplicate_of))
+
+
+def _failed(item, exc: InputError, progress):
+    """The failure record of a fetched video that failed a later step."""
     from pipelines.ingest.steps import _row_json
 
-    _, grouped = element
-    (item,) = grouped["video"]
-    if grouped["kept"]:
-        yield item
-        return
-    (dup,) = grouped["dup"]
-    message = (f"{item.row.input_id}: {dup.kind} duplicate of {dup.duplicate_of}"
-               + (f" (mean perceptual-hash distance {dup.distance:.2f})" if dup.kind == "near" else
-                  " (same bytes)"))
+    progress.add(failed=1)
     yield beam.pvalue.TaggedOutput(FAILED, failure_record(
-        item.row.input_id, "dedupe", f"{dup.kind}_duplicate", message, _row_json(item.row),
-        outcome="duplicate", duplicate_of=dup.duplicate_of))
+        item.row.input_id, exc.stage, exc.error_type, exc.message, _row_json(item.row)))
 
 
 class _ClipsFn(beam.DoFn):
     """Kept VideoItem -> clip refs; an invalid clip fails its video."""
 
-    def __init__(self, config: IngestConfig):
+    def __init__(self, config: IngestConfig, work_dir: str, run_folders: dict[str, str]):
+        from pipelines.common.guard import InputGuard
+        from pipelines.common.progress import ProgressLog
+
         self.config = config
+        self.guard = InputGuard(run_folders)
+        self.progress = ProgressLog(os.path.join(work_dir, "progress"))
 
     def process(self, item):
-        from pipelines.ingest.steps import _row_json
+        return self.guard.outcome(lambda: self._clips(item), lambda err: _failed(item, err, self.progress),
+                                  "clip", item.row.input_id)
 
-        try:
-            refs = clip_records(item, self.config)
-        except InputError as exc:
-            yield beam.pvalue.TaggedOutput(FAILED, failure_record(
-                item.row.input_id, exc.stage, exc.error_type, exc.message, _row_json(item.row)))
-            return
+    def _clips(self, item):
+        refs = clip_records(item, self.config)
         yield beam.pvalue.TaggedOutput("videos", video_record(item, self.config))
-        for ref in refs:
-            yield ref
+        yield from refs
 
 
 def _assign_shard(ref, n_refs, per_shard):
@@ -157,6 +181,25 @@ def _set_rows(element):
     return element[3]
 
 
+class _RunStepFn(beam.DoFn):
+    """Runs a DoFn of the run itself (not of one input) inside ``run_step``: its faults stop the run."""
+
+    def __init__(self, fn: beam.DoFn, what: str):
+        self.fn, self.what = fn, what
+
+    def setup(self):
+        self.fn.setup()
+
+    def process(self, element):
+        from pipelines.common.guard import run_step
+
+        with run_step(self.what):
+            return list(self.fn.process(element))
+
+    def teardown(self):
+        self.fn.teardown()
+
+
 class _WriteShards(beam.PTransform):
     """refs -> shard status dicts.
 
@@ -174,7 +217,7 @@ class _WriteShards(beam.PTransform):
         return (refs
                 | "AssignShard" >> beam.Map(_assign_shard, AsSingleton(count), self.per_shard)
                 | "GroupByShard" >> beam.GroupByKey()
-                | "Write" >> beam.ParDo(WriteShardFn(self.out_dir, self.prefix)))
+                | "Write" >> beam.ParDo(_RunStepFn(WriteShardFn(self.out_dir, self.prefix), "writing shards")))
 
 
 def _to_list(pcoll, label):
@@ -226,7 +269,8 @@ class _TableParts(beam.PTransform):
         return (records
                 | "AssignPart" >> beam.Map(_key_record, AsSingleton(count), self.per_part)
                 | "GroupByPart" >> beam.GroupByKey()
-                | "WritePart" >> beam.ParDo(_WritePartFn(self.out_dir, self.name, self.record_type)))
+                | "WritePart" >> beam.ParDo(_RunStepFn(_WritePartFn(self.out_dir, self.name, self.record_type),
+                                                       f"writing the {self.name} table")))
 
 
 class IngestVideos(beam.PTransform):
@@ -254,15 +298,18 @@ class IngestVideos(beam.PTransform):
             ProcessImageSetFn, image_group_key, set_job_from_row, set_jobs_from_group,
         )
 
+        from pipelines.common.progress import ProgressLog
+
         cfg, per_shard = self.config, self.config.output.clips_per_shard
+        folders, progress = {"OUT": self.out_dir, "WORK": self.work_dir}, os.path.join(self.work_dir, "progress")
         read = manifests | "ReadManifest" >> beam.ParDo(
-            ReadManifestFn(("video", "image_set", "image"))).with_outputs(FAILED, REWRITTEN_IDS, main="rows")
+            ReadManifestFn(("video", "image_set", "image"), progress)).with_outputs(FAILED, REWRITTEN_IDS, main="rows")
         # read.rows: ManifestRow; read.failed: failure record dicts
         video_rows, set_rows, image_rows = read.rows | "ByKind" >> beam.Partition(_by_kind, 3)
         processed = (video_rows
                      | "Spread" >> beam.Reshuffle()
                      | "FetchProbeDecode" >> beam.ParDo(
-                         ProcessVideoFn(cfg, self.work_dir, self.retry_failed)).with_outputs(
+                         ProcessVideoFn(cfg, self.work_dir, self.retry_failed, folders)).with_outputs(
                              FAILED, REMEMBERED, main="videos"))
         # processed.videos: VideoItem (metadata + frame-store references only)
         verdicts = (processed.videos
@@ -272,19 +319,20 @@ class IngestVideos(beam.PTransform):
                    "kept": verdicts["kept"] | "KeyKept" >> beam.Map(_mark_kept),
                    "dup": verdicts["duplicates"] | "KeyDuplicates" >> beam.Map(_by_duplicate_id)}
                   | "JoinVerdicts" >> beam.CoGroupByKey()
-                  | "RouteDedupe" >> beam.FlatMap(_route_dedupe).with_outputs(FAILED, main="kept"))
-        clips = routed.kept | "Clips" >> beam.ParDo(_ClipsFn(cfg)).with_outputs(FAILED, "videos", main="clips")
+                  | "RouteDedupe" >> beam.ParDo(_RouteDedupeFn(self.work_dir, folders)).with_outputs(FAILED, main="kept"))
+        clips = routed.kept | "Clips" >> beam.ParDo(_ClipsFn(cfg, self.work_dir, folders)).with_outputs(FAILED, "videos", main="clips")
         # clips.clips: (clip_id, clip record, [(member, path)], mp4 path | None)
         clip_shards = clips.clips | "ClipShards" >> _WriteShards(self.out_dir, "clips", per_shard)
 
         grouped = (image_rows
                    | "KeyByGroup" >> beam.Map(image_group_key)
                    | "GroupImages" >> beam.GroupByKey()
-                   | "MakeSets" >> beam.FlatMap(set_jobs_from_group).with_outputs(FAILED, main="jobs"))
+                   | "MakeSets" >> beam.FlatMap(set_jobs_from_group, ProgressLog(progress)).with_outputs(FAILED, main="jobs"))
         jobs = ((set_rows | "SetJobs" >> beam.Map(set_job_from_row), grouped.jobs)
                 | "AllSetJobs" >> beam.Flatten() | "SpreadSets" >> beam.Reshuffle())
         sets = jobs | "FetchCheckImages" >> beam.ParDo(
-            ProcessImageSetFn(cfg, self.work_dir, self.retry_failed)).with_outputs(FAILED, REMEMBERED, main="sets")
+            ProcessImageSetFn(cfg, self.work_dir, self.retry_failed, folders)).with_outputs(
+                FAILED, REMEMBERED, main="sets")
         # sets.sets: (set_id, ImageSet record, [(member, path)], rows it accounts for)
         set_refs = sets.sets | "SetRefs" >> beam.Map(_set_ref)
         set_shards = set_refs | "ImageSetShards" >> _WriteShards(self.out_dir, "imagesets", per_shard)
@@ -319,6 +367,12 @@ class _Finalize:
         self.out_dir = out_dir
 
     def __call__(self, _, set_rows, table_parts, shards, remembered, rewritten):
+        from pipelines.common.guard import run_step
+
+        with run_step("finalizing the outputs"):
+            return self._finalize(set_rows, table_parts, shards, remembered, rewritten)
+
+    def _finalize(self, set_rows, table_parts, shards, remembered, rewritten):
         out = Path(self.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         table_parts = sorted(table_parts, key=lambda p: p["part"])
@@ -413,7 +467,7 @@ def _config_from(args, config: IngestConfig | None = None) -> IngestConfig:
     return IngestConfig.from_dict(data)
 
 
-def run(argv=None, test_pipeline=None, config: IngestConfig | None = None) -> dict:
+def run(argv=None, test_pipeline=None, config: IngestConfig | None = None, console: bool = False) -> dict:
     """Parse ``argv`` (ours + Beam's options) and run the ingest; return the summary.
 
     The command itself (``molmo2-data ingest``: exit codes, the printed summary) is
@@ -424,6 +478,8 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None) -> di
             pipeline options.
         test_pipeline: a pipeline to build on instead of a new one (tests).
         config: settings to use instead of ``--config`` (``--window`` and ``--cfr-mp4`` still apply).
+        console: the command's console mode: live progress on stderr, and (unless ``--verbose``)
+            Beam's, its workers' and other libraries' logs into ``WORK/ingest.log`` instead.
 
     Returns:
         The summary dict (also in ``OUT/summary.json``), plus ``seconds`` and throughput figures.
@@ -434,10 +490,15 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None) -> di
             sense are failure records, not errors).
         OptionError: an argument that is neither ours nor a Beam pipeline option (with the
             nearest valid one), or a Beam option with an invalid value.
+        RunFault: a fault of the run itself (unwritable output or work folder, a full disk, out of
+            memory, or an error of the run's own steps); rerunning the same command resumes.
     """
+    from pipelines.common import progress as live
+    from pipelines.common.console import quiet_console
+    from pipelines.common.guard import check_writable
     from pipelines.common.options import check_pipeline_options
     from pipelines.ingest.args import parse_ingest_argv
-    from pipelines.ingest.manifest import ManifestNotFoundError, read_manifest
+    from pipelines.ingest.manifest import ManifestNotFoundError, count_rows, read_manifest
 
     args, beam_args, own = parse_ingest_argv(argv)
     check_pipeline_options(beam_args, own)
@@ -446,20 +507,36 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None) -> di
     if "://" not in manifest and not Path(manifest).exists():
         raise ManifestNotFoundError(f"manifest {args.manifest} does not exist")
     read_manifest(manifest)  # an unreadable manifest is the run's error, said before Beam starts
+    total = count_rows(manifest) if console else None  # also says a CSV syntax error up front
+    out = os.path.abspath(args.out)
+    work = os.path.abspath(args.work_dir or os.path.join(out, ".work"))
+    check_writable([out, work])
+    progress_folder = os.path.join(work, "progress")
+    live.reset(progress_folder)
     options = PipelineOptions(beam_args)
     runner = options.view_as(StandardOptions).runner
     if runner is None:  # never Beam's default (it tries to download the Prism binary)
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         runner = FnApiRunner()
+    log_path = os.path.join(work, "ingest.log")
     started = time.monotonic()
-    pipeline = test_pipeline or beam.Pipeline(runner=runner, options=options)
-    _ = (pipeline | "Manifest" >> beam.Create([manifest])
-         | "Ingest" >> IngestVideos(config, args.out, args.work_dir, args.retry_failed))
-    result = pipeline.run()
-    result.wait_until_finish()
+    with quiet_console(log_path if console else None, verbose=args.verbose) as stream:
+        reporter = live.ProgressReporter(progress_folder, total, stream).start() if console else None
+        try:
+            pipeline = test_pipeline or beam.Pipeline(runner=runner, options=options)
+            _ = (pipeline | "Manifest" >> beam.Create([manifest])
+                 | "Ingest" >> IngestVideos(config, out, work, args.retry_failed))
+            result = pipeline.run()
+            result.wait_until_finish()
+        except Exception as exc:  # noqa: BLE001 - every way a run can stop becomes one clear RunFault
+            if reporter is not None:
+                reporter.stop(show=False)
+            raise _run_fault(exc, log_path if console and not args.verbose else None) from None
+        if reporter is not None:
+            reporter.stop()
     seconds = time.monotonic() - started
-    path = Path(args.out) / "summary.json"
+    path = Path(out) / "summary.json"
     summary = json.loads(path.read_text())
     summary["this_run"].update(reuse_figures(result))
     _write_json(path, summary)
@@ -467,3 +544,22 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None) -> di
     summary["clips_per_s"] = round(summary["clips"] / seconds, 3) if seconds else None
     summary["frames_per_s"] = round(summary["frames"] / seconds, 3) if seconds else None
     return summary
+
+
+def _run_fault(exc: Exception, log_path: str | None):
+    """The ``RunFault`` a failed pipeline run reports: the marked fault of a step, else the error itself."""
+    import logging
+
+    from pipelines.common.guard import RunFault, describe, run_fault_message
+
+    message = run_fault_message(exc)
+    if message is not None:
+        return RunFault(message)
+    logging.getLogger(__name__).error("the ingest run stopped", exc_info=exc)  # the whole story, in the log
+    inner = exc
+    while inner.__cause__ is not None or inner.__context__ is not None:
+        inner = inner.__cause__ or inner.__context__
+    details = f"; the full error is in {log_path}" if log_path else ""
+    return RunFault(f"the run stopped on an internal error ({describe(inner)}){details}; rerun the same "
+                    "command to resume")
+

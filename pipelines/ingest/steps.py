@@ -63,23 +63,29 @@ class ReadManifestFn(beam.DoFn):
     """Manifest path -> one ManifestRow per readable row; row failures to the ``failed`` output;
     ``(given id, key)`` to ``rewritten_ids`` for a row whose id had to be made key-safe."""
 
-    def __init__(self, kinds: tuple[str, ...] = ("video",)):
+    def __init__(self, kinds: tuple[str, ...] = ("video",), progress_folder: str | None = None):
+        from pipelines.common.progress import ProgressLog
+
         self.kinds = kinds
+        self.progress = ProgressLog(progress_folder)
         self.rows = Metrics.counter("ingest", "manifest_rows")
 
     def process(self, path):
         from pipelines.ingest.manifest import ManifestFailure, read_manifest
 
+        # each row is parsed inside the guard of read_manifest (parse_row): one row, one outcome
         for item in read_manifest(path):
             self.rows.inc()
             if isinstance(item, ManifestFailure):
                 # a row asking again for an input another row already asked for is a duplicate
                 dup = item.error_type == "duplicate_id"
+                self.progress.add(done=1, duplicate=int(dup), failed=int(not dup))
                 yield beam.pvalue.TaggedOutput(FAILED, failure_record(
                     item.input_id, "manifest", item.error_type, item.message, item.raw,
                     outcome="duplicate" if dup else "failed", duplicate_of=item.input_id if dup else None,
                     row_number=item.row_number))
             elif item.kind not in self.kinds:
+                self.progress.add(done=1, failed=1)
                 yield beam.pvalue.TaggedOutput(FAILED, failure_record(
                     item.input_id, "manifest", "unsupported_kind",
                     f"{item.where}: {item.kind!r} rows are not ingested by this pipeline "
@@ -175,48 +181,72 @@ def remembered_outputs(records: list[dict]):
 class ProcessVideoFn(FetchingDoFn):
     """ManifestRow -> VideoItem: fetch, then probe/filter/decode in a sandboxed child process.
 
-    A failed input is remembered (``FailureMemory``) so that a rerun does not retry it unless
-    ``retry_failed`` is set; successes are remembered by the raw and frame stores themselves.
+    One ``InputGuard`` boundary: any fault of the row (fetch, probe, decode, subtitles) ends as its
+    failure record, a fault of the run stops the run. A failed input is remembered
+    (``FailureMemory``) so that a rerun does not retry it unless ``retry_failed`` is set;
+    successes are remembered by the raw and frame stores themselves.
+
+    Args:
+        config: ingest settings.
+        work_dir: raw store, frame store, failure memory and progress events.
+        retry_failed: retry inputs remembered as failed.
+        run_folders: the run's folders by label (``{"OUT": out, "WORK": work}``), for ``InputGuard``.
     """
 
-    def __init__(self, config: IngestConfig, work_dir: str, retry_failed: bool = False):
+    def __init__(self, config: IngestConfig, work_dir: str, retry_failed: bool = False,
+                 run_folders: dict[str, str] | None = None):
+        from pipelines.common.guard import InputGuard
+        from pipelines.common.progress import ProgressLog
+
         self.config = config
         self.work_dir = work_dir
         self.retry_failed = retry_failed
+        self.guard = InputGuard(run_folders or {"WORK": work_dir})
+        self.progress = ProgressLog(os.path.join(work_dir, "progress"))
         self.ok = Metrics.counter("ingest", "videos_processed")
         self.failed = Metrics.counter("ingest", "videos_failed")
         self.reuse = {name: Metrics.counter("ingest", name)
                       for name in ("clips_reused", "clips_decoded", "mp4s_reused", "mp4s_made")}
 
     def process(self, row):
+        source = row.url if row.url is not None else row.path
+        return self.guard.outcome(lambda: self._succeeded(row), lambda err: self._failed(row, err),
+                                  "fetch", source, row.input_id)
+
+    def _succeeded(self, row):
         memory = FailureMemory(self.work_dir)
         remembered = None if self.retry_failed else memory.recall([row])
         if remembered is not None:
             self.failed.inc()
+            self.progress.add(done=1, failed=1)
             yield from remembered_outputs(remembered)
             return
-        try:
-            item = self._process(row)
-        except InputError as exc:
-            self.failed.inc()
-            record = failure_record(row.input_id, exc.stage, exc.error_type, exc.message, _row_json(row))
-            memory.remember([row], [record])
-            yield beam.pvalue.TaggedOutput(FAILED, record)
-            return
+        item = self._process(row)
         memory.forget([row])
         self.ok.inc()
+        self.progress.add(done=1, clips=len(item.video.clips), frames=sum(len(c.timestamps) for c in item.video.clips))
         yield item
+
+    def _failed(self, row, exc: InputError):
+        self.failed.inc()
+        record = failure_record(row.input_id, exc.stage, exc.error_type, exc.message, _row_json(row))
+        FailureMemory(self.work_dir).remember([row], [record])
+        self.progress.add(done=1, failed=1)
+        yield beam.pvalue.TaggedOutput(FAILED, record)
 
     def _process(self, row) -> VideoItem:
         from pipelines.ingest.subtitles import parse_subtitles
 
         source = row.url if row.url is not None else row.path
-        fetched = self.fetch(source, row.input_id, subtitle=row.subtitle)
+        with self.guard.step("fetch", source, row.input_id):
+            fetched = self.fetch(source, row.input_id, subtitle=row.subtitle)
         explicit = row.start != 0.0 or row.end is not None
-        video = self.sandbox.call(
-            "pipelines.ingest.media:process_video", fetched.raw_path, fetched.sha256,
-            row.start if explicit else None, row.end if explicit else None,
-            self.config, os.path.join(self.work_dir, "frames"), name=source, input_name=source)
+        with self.guard.step("decode", source, row.input_id):  # probe and decode are steps in the child
+            video = self.sandbox.call(
+                "pipelines.ingest.media:process_video", fetched.raw_path, fetched.sha256,
+                row.start if explicit else None, row.end if explicit else None,
+                self.config, os.path.join(self.work_dir, "frames"), name=source, input_id=row.input_id,
+                input_name=source)
         for clip in video.clips:  # what came from the frame store, what was made now
             self.reuse["clips_reused" if clip.reused else "clips_decoded"].inc()
             if clip.cfr_mp4:
@@ -224,7 +254,8 @@ class ProcessVideoFn(FetchingDoFn):
         cues = None
         if fetched.subtitle_paths:
             lang, path = fetched.subtitle_paths[0]
-            cues = tuple(parse_subtitles(Path(path).read_bytes(), name=row.subtitle or path))
+            with self.guard.step("subtitle", row.subtitle or source, row.input_id):
+                cues = tuple(parse_subtitles(Path(path).read_bytes(), name=row.subtitle or path))
         return VideoItem(row=row, fetch=fetched, video=video, cues=cues)
 
 
