@@ -76,7 +76,12 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
 
     A fault of the run itself (a full disk, an unwritable output, out of memory, a bug in a step
     of the run) is one line on stderr and exit code 1; rerunning the same command resumes.
+    While it runs, progress goes to stderr; Beam's and its workers' logs go to ``WORK/ingest.log``
+    unless ``--verbose``.
     """
+    from pipelines.common.console import quiet_logging
+
+    quiet_logging(args.verbose)  # before Beam is imported: its import logs "apitools not found"
     from pipelines.common.guard import RunFault
     from pipelines.common.options import OptionError
     from pipelines.ingest.args import to_argv

@@ -5,7 +5,8 @@ appends a small event (one JSON line of counts) to a file of its own process und
 progress folder (``ProgressLog.add``: one ``write`` on an ``O_APPEND`` descriptor, atomic for a
 line this short). A thread in the launching process (``ProgressReporter``) reads what the
 files gained since its last look, adds it up and prints one line at most every ``interval_s``
-seconds: on a terminal the line is redrawn in place, elsewhere one line per update. The same
+seconds: on a terminal the line is redrawn in place, elsewhere one line per change (and one a
+minute while nothing changes, as a sign of life). The same
 path serves the in-memory runner, where the "workers" are threads of the launcher.
 
 Counts (all optional in an event): ``done`` inputs whose work is over (a success, a failure or a
@@ -90,12 +91,14 @@ class ProgressReporter:
         stream: where to print (the user's stderr).
         interval_s: least time between two printed updates.
         label: first word of the line.
+        heartbeat_s: off a terminal, print the unchanged line again after this long.
     """
 
     def __init__(self, folder: str, total: int | None, stream: TextIO = sys.stderr,
-                 interval_s: float = 2.0, label: str = "ingest"):
+                 interval_s: float = 2.0, label: str = "ingest", heartbeat_s: float = 60.0):
         self.folder, self.total, self.stream = folder, total, stream
-        self.interval_s, self.label = interval_s, label
+        self.interval_s, self.label, self.heartbeat_s = interval_s, label, heartbeat_s
+        self._last = time.monotonic()
         self.counts: Counter = Counter({f: 0 for f in FIELDS})
         self._offsets: dict[str, int] = {}
         self._partial: dict[str, bytes] = {}
@@ -133,9 +136,12 @@ class ProgressReporter:
 
     def _show(self, final: bool = False) -> None:
         state = tuple(self.counts[f] for f in FIELDS)
-        if state == self._shown and not final:
+        quiet_for = time.monotonic() - self._last
+        # a terminal's line is redrawn (the clock moves); a log gets a line when the counts change,
+        # or every heartbeat_s as a sign of life
+        if state == self._shown and not self._tty and not (quiet_for >= self.heartbeat_s and not final):
             return
-        self._shown = state
+        self._shown, self._last = state, time.monotonic()
         line = format_progress(self.counts, self.total, time.monotonic() - self._started, self.label)
         if self._tty:
             pad = " " * max(0, self._width - len(line))

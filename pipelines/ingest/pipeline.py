@@ -124,7 +124,7 @@ class _RouteDedupeFn(beam.DoFn):
         message = (f"{item.row.input_id}: {dup.kind} duplicate of {dup.duplicate_of}"
                    + (f" (mean perceptual-hash distance {dup.distance:.2f})" if dup.kind == "near" else
                       " (same bytes)"))
-        self.progress.add(duplicate=1)
+        self.progress.add(duplicate=1, clips=-len(item.video.clips))  # its clips were counted when decoded
         yield beam.pvalue.TaggedOutput(FAILED, failure_record(
             item.row.input_id, "dedupe", f"{dup.kind}_duplicate", message, _row_json(item.row),
             outcome="duplicate", duplicate_of=dup.duplicate_of))
@@ -134,7 +134,7 @@ def _failed(item, exc: InputError, progress):
     """The failure record of a fetched video that failed a later step."""
     from pipelines.ingest.steps import _row_json
 
-    progress.add(failed=1)
+    progress.add(failed=1, clips=-len(item.video.clips))  # its clips were counted when decoded
     yield beam.pvalue.TaggedOutput(FAILED, failure_record(
         item.row.input_id, exc.stage, exc.error_type, exc.message, _row_json(item.row)))
 
