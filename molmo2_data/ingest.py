@@ -97,5 +97,8 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
     except RunFault as exc:
         print(f"molmo2-data ingest: {exc.message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("molmo2-data ingest: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
     print_summary(summary, args.out)
     return 0

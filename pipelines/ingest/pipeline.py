@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 import typing
 from collections import Counter
@@ -530,11 +531,10 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None, conso
             result = pipeline.run()
             result.wait_until_finish()
         except Exception as exc:  # noqa: BLE001 - every way a run can stop becomes one clear RunFault
-            if reporter is not None:
-                reporter.stop(show=False)
             raise _run_fault(exc, log_path if console and not args.verbose else None) from None
-        if reporter is not None:
-            reporter.stop()
+        finally:
+            if reporter is not None:
+                reporter.stop(show=sys.exc_info()[0] is None)
     seconds = time.monotonic() - started
     path = Path(out) / "summary.json"
     summary = json.loads(path.read_text())
