@@ -70,6 +70,23 @@ def test_png_with_alpha_stays_png_with_alpha():
     assert inspect_image(palette_png, "p.png", 64).ext == "png"
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "GIF", "BMP", "TIFF"])
+def test_lossless_inputs_stay_lossless_png(fmt):
+    image = Image.new("RGB", (90, 60), (255, 255, 255))
+    image.paste((220, 30, 30), (10, 10, 40, 40))  # line art: flat colours, hard edges
+    image.paste((30, 80, 220), (50, 20, 80, 50))
+    data = encode(image.quantize(4) if fmt == "GIF" else image, fmt)
+    result = inspect_image(data, f"art.{fmt.lower()}", 128)
+    assert (result.ext, result.format) == ("png", fmt)
+    with Image.open(io.BytesIO(result.data)) as stored, Image.open(io.BytesIO(data)) as given:
+        assert stored.format == "PNG" and stored.mode == "RGB" and not stored.info.keys() - {"dpi"}
+        assert np.array_equal(np.asarray(stored), np.asarray(given.convert("RGB")))  # every pixel exact
+    if fmt != "GIF":
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(result.data))), np.asarray(image))
+    jpeg = inspect_image(encode(image, "JPEG", quality=95), "art.jpg", 128)
+    assert jpeg.ext == "jpg"  # lossy stays JPEG
+
+
 def test_exif_orientation_is_applied():
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display

@@ -27,7 +27,7 @@ from pipelines.ingest.dedupe import frame_phash
 from pipelines.common.errors import InputError
 
 __all__ = [
-    "MIN_SIDE", "MAX_PIXELS", "JPEG_QUALITY", "MIN_SET_IMAGES", "MAX_SET_IMAGES",
+    "MIN_SIDE", "MAX_PIXELS", "JPEG_QUALITY", "LOSSLESS_FORMATS", "MIN_SET_IMAGES", "MAX_SET_IMAGES",
     "ImageResult", "GroupedSet", "Leftover", "inspect_image", "group_images", "split_sizes", "GROUP_FIELDS",
     "group_conflicts",
     "set_id", "dedupe_images_in_set",
@@ -38,6 +38,8 @@ MIN_SIDE = 32
 MAX_PIXELS = 50_000_000
 """Default largest accepted width * height; more is treated as a decompression bomb."""
 JPEG_QUALITY = 90
+LOSSLESS_FORMATS = frozenset({"PNG", "GIF", "BMP", "TIFF", "PPM"})
+"""Pillow format names stored as PNG, never as JPEG: lossless in, lossless kept (line art stays exact)."""
 MIN_SET_IMAGES, MAX_SET_IMAGES = 2, 5
 
 # What Pillow raises on malformed bytes, anywhere from the header to the pixel data.
@@ -61,7 +63,7 @@ class ImageResult:
     phash: int
     """64-bit perceptual hash (``pipelines.ingest.dedupe.frame_phash``) of the stored image."""
     data: bytes
-    """The stored bytes: JPEG (quality 90), or PNG when the image has alpha; same input, same bytes."""
+    """The stored bytes: PNG for a lossless format or alpha, else JPEG (quality 90); same input, same bytes."""
     ext: str
     """``"jpg"`` or ``"png"``: the stored format."""
     stored_width: int
@@ -88,8 +90,9 @@ def inspect_image(data: bytes, name: str, max_side: int, *, min_side: int = MIN_
 
     Decoding is ``verify()`` on one opening (checksums, structure), then a full ``load()`` on a
     second, then ``ImageOps.exif_transpose`` so the pixels are upright. Multi-frame files (GIF,
-    APNG, TIFF) give their first frame. Images with an alpha channel (or a transparency key) are
-    stored as PNG, others as RGB JPEG; metadata (EXIF, ICC profile) is not kept.
+    APNG, TIFF) give their first frame. Images in a lossless format (``LOSSLESS_FORMATS``: line
+    art, charts, documents) or with an alpha channel (or a transparency key) are stored as PNG
+    (RGB or RGBA), others as RGB JPEG; metadata (EXIF, ICC profile) is not kept.
 
     Args:
         data: the file bytes.
@@ -132,6 +135,7 @@ def inspect_image(data: bytes, name: str, max_side: int, *, min_side: int = MIN_
     if min(width, height) < min_side:
         raise _bad("too_small", name, f"is {width}x{height}; the shorter side must be >= {min_side}")
     has_alpha = "A" in image.getbands() or "transparency" in image.info
+    lossless = has_alpha or fmt in LOSSLESS_FORMATS
     try:
         image = image.convert("RGBA" if has_alpha else "RGB")
     except _DECODE_ERRORS as exc:  # exotic modes Pillow cannot convert
@@ -142,13 +146,13 @@ def inspect_image(data: bytes, name: str, max_side: int, *, min_side: int = MIN_
         image = image.resize(size, Image.Resampling.LANCZOS)
     image.info = {}  # no EXIF / ICC / text chunks in the stored bytes
     out = io.BytesIO()
-    if has_alpha:
+    if lossless:
         image.save(out, format="PNG")
     else:
         image.save(out, format="JPEG", quality=jpeg_quality)
     return ImageResult(name=name, sha256=hashlib.sha256(data).hexdigest(), width=width, height=height,
                        format=fmt, phash=frame_phash(image), data=out.getvalue(),
-                       ext="png" if has_alpha else "jpg", stored_width=image.width,
+                       ext="png" if lossless else "jpg", stored_width=image.width,
                        stored_height=image.height)
 
 
