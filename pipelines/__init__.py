@@ -2,7 +2,8 @@
 
 - ``pipelines.common``: what every pipeline reuses (per-input errors, the decoding sandbox).
 - ``pipelines.ingest``: manifest -> sampled clips and image sets.
-- ``pipelines.procedural``: seeded scenes and simulated annotators (demo and tests only).
+- ``pipelines.render``: known data (shapes, charts, tables, documents, diagrams) to deterministic PNGs.
+- ``pipelines.procedural``: seeded scenes, image sets and simulated annotators (demo and tests only).
 
 May import ``schemas``, ``shards`` and ``annotation``; never ``training``.
 """
