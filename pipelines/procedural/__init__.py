@@ -1,2 +1,2 @@
-"""Procedural data for the demo and the tests: seeded scenes with exact ground truth and simulated
-annotators. Never used by a production pipeline."""
+"""Procedural data for the demo and the tests: seeded scenes and image sets with exact ground truth
+and simulated annotators. Never used by a production pipeline."""
