@@ -1,16 +1,20 @@
 """``make demo``: the whole chain built so far, end to end, on procedural videos.
 
-1. Generate seeded procedural videos (exact per-frame ground truth, subtitles, captions, QA)
-   plus a few bad and duplicate inputs, and a manifest of all of them.
+1. Generate seeded procedural videos (exact per-frame ground truth, subtitles, captions, QA),
+   procedural image sets (shapes, charts, diagrams as lossless PNGs with exact ground truth),
+   a few bad and duplicate inputs, and a manifest of all of them, every row with its ``split``.
 2. Run the ingest pipeline (Beam, FnApiRunner) on the manifest: fetch, probe, filter, dedupe,
-   sample the Molmo 2 way, decode, write checksummed shards and tables.
+   sample the Molmo 2 way, decode, write checksummed shards and tables; image sets as ImageSets.
 3. Annotation: Label Studio (started headless on loopback) gets VideoPoint and VideoTrack
    projects; simulated annotators label every task from the ground truth; snapshots are pulled
    and normalized into records, which are checked against the ground truth. With
    ``--no-labelstudio`` the saved snapshots (or an offline simulated export) are used instead.
 4. Render each clip's ground truth as Molmo 2 point / count / track text at its sample times
    (what the VideoPoint and VideoTrack datasets will hold), and check it parses back.
-5. Print where every output is.
+5. Check every ingested image set against its ground truth (split kept, PNGs kept, each
+   MultiImagePoint point on a shape of its colour in the ingested image) and write its
+   MultiImagePoint text and MultiImageQA pairs.
+6. Print where every output is.
 """
 from __future__ import annotations
 
@@ -47,6 +51,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="demo-out", help="output folder (default: %(default)s)")
     p.add_argument("--videos", type=int, default=6, help="procedural videos to make (default: %(default)s)")
+    p.add_argument("--image-sets", type=int, default=3,
+                   help="procedural image sets to make, cycling shapes, charts, diagrams (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the procedural corpus (default: %(default)s)")
     p.add_argument("--no-labelstudio", action="store_true",
                    help="skip the Label Studio server: use saved snapshots, or an offline simulated export")
@@ -54,25 +60,37 @@ def add_parser(commands) -> argparse.ArgumentParser:
     return p
 
 
-def _manifest(out: Path, n: int, seed: int) -> tuple[Path, dict[str, Path]]:
-    """Write the corpus and a manifest with good, bad and duplicate rows; return it and GT paths."""
+def _split(i: int) -> str:
+    """The demo's split of its i-th video or image set: every third from the second is validation."""
+    return "validation" if i % 3 == 1 else "train"
+
+
+def _manifest(out: Path, n: int, n_sets: int, seed: int) -> tuple[Path, dict[str, Path], list]:
+    """Write the corpus and a manifest with good, bad and duplicate rows, each with an explicit split.
+
+    Returns:
+        The manifest path, the scenes' ground truth paths by video id, the image sets' files.
+    """
+    from pipelines.procedural.image_sets import generate_image_sets
     from pipelines.procedural.scenes import generate_corpus, write_test_media
 
     media = out / "inputs"
     files = generate_corpus(media, n, seed=seed)
     rows = [{"id": f.key, "path": str(f.video), "subtitle": str(f.subtitles) if f.subtitles else None,
-             "source": "procedural", "license": "CC0-1.0"} for f in files]
+             "source": "procedural", "license": "CC0-1.0", "split": _split(i)} for i, f in enumerate(files)]
     rows = [{k: v for k, v in r.items() if v is not None} for r in rows]
+    sets = generate_image_sets(media / "imagesets", n_sets, seed=seed, splits=tuple(_split(i) for i in range(3)))
+    rows += [s.manifest_row() for s in sets]
     bad = {"zero_bytes.mp4": "empty", "not_a_video.mp4": "text_as_mp4", "audio_only.m4a": "audio_only",
            "truncated.mp4": "truncated_mp4"}
     for name, kind in bad.items():
         write_test_media(kind, media / name)
-        rows.append({"id": name.split(".")[0], "path": str(media / name)})
+        rows.append({"id": name.split(".")[0], "path": str(media / name), "split": "train"})
     write_test_media("near_duplicate", media / "near_duplicate.mp4", spec=files[0].spec)
-    rows.append({"id": "near_duplicate", "path": str(media / "near_duplicate.mp4")})
+    rows.append({"id": "near_duplicate", "path": str(media / "near_duplicate.mp4"), "split": rows[0]["split"]})
     manifest = out / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-    return manifest, {f.key: f.ground_truth for f in files}
+    return manifest, {f.key: f.ground_truth for f in files}, sets
 
 
 def _grounding_examples(out: Path, truths: dict[str, Path]) -> list[dict]:
@@ -112,6 +130,47 @@ def _grounding_examples(out: Path, truths: dict[str, Path]) -> list[dict]:
     return examples
 
 
+def _image_set_examples(out: Path, sets: list) -> list[dict]:
+    """Check each ingested image set against its ground truth; its MultiImagePoint text and QA pairs."""
+    import io
+
+    import numpy as np
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from pipelines.procedural.image_sets import load_ground_truth
+    from pipelines.render import COLORS
+    from schemas.pointing import parse_points
+    from shards.reader import iter_samples
+
+    ingest = out / "ingest"
+    records = {r["key"]: r for r in pq.read_table(ingest / "imagesets.parquet").to_pylist()}
+    check_equal("image sets ingested", sorted(records), sorted(s.key for s in sets))
+    shards = [i for i in json.loads((ingest / "shards.json").read_text()) if i["shard"].startswith("imagesets/")]
+    samples = {s["__key__"]: s for i in shards for s in iter_samples(ingest / i["shard"], expected_sha256=i["sha256"])}
+    examples = []
+    for s in sets:
+        truth, sample = load_ground_truth(s.ground_truth.read_text()), samples[s.key]
+        check_equal(f"{s.key}: split", records[s.key]["split"], s.split)
+        names = [f"{i}.png" for i in range(len(truth.images))]
+        check_equal(f"{s.key}: stored images", sorted(k for k in sample if k[0].isdigit()), names)
+        pixels = [np.asarray(Image.open(io.BytesIO(sample[name])).convert("RGB")) for name in names]
+        for q in truth.point_queries:
+            for p in q.points:
+                (shape,) = [x for x in truth.images[p.image_index].shapes if (x.x, x.y) == (p.x, p.y)]
+                h, w = pixels[p.image_index].shape[:2]
+                check_equal(f"{s.key}: colour under a {q.label!r} point in image {p.image_index + 1}",
+                            tuple(int(v) for v in pixels[p.image_index][int(p.y * h), int(p.x * w)]),
+                            COLORS[shape.color])
+            check_equal(f"{s.key}: {q.label!r} points parsed back", len(parse_points(q.text)), q.count)
+            examples.append({"image_set": s.key, "task": "multi_image_point", "label": q.label, "text": q.text})
+        examples += [{"image_set": s.key, "task": "multi_image_qa", "question": qa.question, "answer": qa.answer,
+                      "category": qa.category} for qa in truth.qa]
+    path = out / "image_set_examples.jsonl"
+    path.write_text("".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in examples))
+    return examples
+
+
 def main(args: argparse.Namespace, extra: list[str]) -> int:
     """Run the demo into ``args.out``; returns 0 when every stage's checks held, 1 when one failed."""
     try:
@@ -128,9 +187,10 @@ def _run(args: argparse.Namespace) -> None:
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    print(f"[1/4] procedural corpus: {args.videos} videos (seed {args.seed}) + bad and duplicate inputs")
-    manifest, truths = _manifest(out, args.videos, args.seed)
-    print(f"[2/4] ingest (Apache Beam, FnApiRunner): {manifest}")
+    print(f"[1/5] procedural corpus: {args.videos} videos and {args.image_sets} image sets (seed {args.seed}) "
+          "+ bad and duplicate inputs")
+    manifest, truths, sets = _manifest(out, args.videos, args.image_sets, args.seed)
+    print(f"[2/5] ingest (Apache Beam, FnApiRunner): {manifest}")
     summary = run(["--manifest", str(manifest), "--out", str(out / "ingest"), "--cfr-mp4"])
     print_summary(summary, str(out / "ingest"))
     rows = sum(1 for _ in manifest.open())
@@ -139,16 +199,26 @@ def _run(args: argparse.Namespace) -> None:
     from molmo2_data.demo_annotate import run_annotation
 
     where = "offline (--no-labelstudio)" if args.no_labelstudio else "Label Studio on loopback"
-    print(f"[3/4] annotation: {where}, simulated annotators, snapshots, normalize")
+    print(f"[3/5] annotation: {where}, simulated annotators, snapshots, normalize")
     counts = run_annotation(out, out / "ingest", truths, use_labelstudio=not args.no_labelstudio)
     print(f"  normalized records {counts}; counts match the ground truth")
-    print("[4/4] Molmo 2 grounding text from the ground truth at each clip's sample times")
+    print("[4/5] Molmo 2 grounding text from the ground truth at each clip's sample times")
     examples = _grounding_examples(out, truths)
     for e in examples[:3]:
         print(f"  {e['task']:<12} {e['text'][:110]}{'...' if len(e['text']) > 110 else ''}")
+    print("[5/5] image sets: ingested PNGs checked against their ground truth")
+    set_examples = _image_set_examples(out, sets)
+    tasks = [e["task"] for e in set_examples]
+    print(f"  {len(sets)} image sets: {tasks.count('multi_image_point')} MultiImagePoint queries, "
+          f"{tasks.count('multi_image_qa')} MultiImageQA pairs; every point on its shape")
+    for task in ("multi_image_point", "multi_image_qa"):
+        e = next((e for e in set_examples if e["task"] == task), None)
+        if e is not None:
+            text = e["text"] if task == "multi_image_point" else f"{e['question']} -> {e['answer']}"
+            print(f"  {task:<17} {text[:100]}{'...' if len(text) > 100 else ''}")
     print(f"demo outputs in {out}:")
     for rel in ("manifest.jsonl", "ingest/clips/", "ingest/clips.parquet", "ingest/videos.parquet",
-                "ingest/failures.parquet", "ingest/summary.json", "snapshots/", "annotations/",
-                "grounding_examples.jsonl"):
+                "ingest/imagesets.parquet", "ingest/failures.parquet", "ingest/summary.json", "snapshots/",
+                "annotations/", "grounding_examples.jsonl", "image_set_examples.jsonl"):
         print(f"  {out / rel}")
     print(f"inspect a shard: molmo2-data inspect {out / 'ingest' / 'clips' / 'clips-000000.tar'}")

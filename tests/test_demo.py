@@ -28,7 +28,22 @@ def test_demo_runs_the_chain_and_says_where_outputs_are(demo):
     summary = json.loads((out / "ingest" / "summary.json").read_text())
     rows = len((out / "manifest.jsonl").read_text().splitlines())
     assert summary["rows"] == rows == sum(summary["outcomes"].values())
-    assert summary["outcomes"] == {"succeeded": 6, "failed": 4, "duplicate": 1}
+    assert summary["outcomes"] == {"succeeded": 9, "failed": 4, "duplicate": 1}  # 6 videos, 3 image sets
+
+
+def test_demo_sets_every_split_and_ingests_its_image_sets(demo):
+    out, stdout = demo
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert all(r.get("split") in ("train", "validation") for r in rows)
+    videos = {v["key"]: v["split"] for v in pq.read_table(out / "ingest" / "videos.parquet").to_pylist()}
+    sets = {s["key"]: s["split"] for s in pq.read_table(out / "ingest" / "imagesets.parquet").to_pylist()}
+    given = {r["id"]: r["split"] for r in rows}
+    assert {**videos, **sets} == {k: given[k] for k in {**videos, **sets}}
+    assert len(sets) == 3 and "validation" in videos.values() and "validation" in sets.values()
+    examples = [json.loads(line) for line in (out / "image_set_examples.jsonl").read_text().splitlines()]
+    assert {e["task"] for e in examples} == {"multi_image_point", "multi_image_qa"}
+    assert {e["image_set"] for e in examples if e["task"] == "multi_image_qa"} == set(sets)
+    assert "every point on its shape" in stdout
 
 
 def test_demo_annotations_cover_every_clip(demo):
@@ -105,4 +120,4 @@ def test_a_failed_demo_check_prints_what_differs_and_exits_1(tmp_path, monkeypat
     monkeypatch.setattr("pipelines.ingest.pipeline.run", short_run)
     assert cli.main(["demo", "--out", str(tmp_path / "d"), "--videos", "1", "--no-labelstudio"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == "demo: a check failed: manifest rows read by ingest: expected 6, got 5"
+    assert err == "demo: a check failed: manifest rows read by ingest: expected 9, got 5"  # 1 video, 3 sets, 5 bad
