@@ -1,4 +1,4 @@
-"""pipelines.render: every drawable type, byte-identical PNGs (threads, fresh processes, busy CPU), pixels that show the data."""
+"""pipelines.render: every drawable type; byte-identical PNGs (threads, processes, busy CPU); pixels show the data."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -14,12 +14,13 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from PIL import Image
 from scipy import ndimage
 
 from pipelines.render import (
-    COLORS, SHAPE_COLORS, SHAPE_KINDS, BarChart, Diagram, Document, LineChart, PieChart, Series, Shape, ShapeScene,
-    Table, format_value, from_dict, render_image, render_png, to_dict,
+    COLORS, MIN_SHAPE_RADIUS_PX, SHAPE_COLORS, SHAPE_KINDS, BarChart, Diagram, Document, LineChart, PieChart,
+    Series, Shape, ShapeScene, Table, format_value, from_dict, render_image, render_png, to_dict,
 )
 from pipelines.render.text import BOX_FILL, RULE
 
@@ -33,7 +34,8 @@ def sample_items() -> dict[str, object]:
         "line": LineChart("Rainfall: Oslo", ("Jan", "Feb", "Mar", "Apr"),
                           (Series("Oslo", (10, 20, 30, 40), "blue"), Series("Lima", (5, 4, 3.5, 2), "red")), "mm"),
         "pie": PieChart("Budget", ("rent", "food", "travel", "other"), (50, 25, 15, 10)),
-        "table": Table("Fruit sales: East store", ("Fruit", "Units sold"), (("apples", "12"), ("pears", "7"), ("ünïcode", ""))),
+        "table": Table("Fruit sales: East store", ("Fruit", "Units sold"),
+                       (("apples", "12"), ("pears", "7"), ("ünïcode", ""))),
         "document": Document("Order form", ("Please deliver the goods listed below before Friday to the back door.",),
                              (("Customer", "North store"), ("Apples", "12"), ("Total", "57"))),
         "diagram": Diagram("Making tea", ("Boil water", "Add tea", "Steep", "Pour", "Add milk"),
@@ -111,8 +113,9 @@ def test_bytes_are_identical_across_threads_processes_settings_and_a_busy_cpu(re
         with concurrent.futures.ThreadPoolExecutor(4) as pool:  # charts share matplotlib's process-wide settings
             runs = list(pool.map(lambda _: _digests(ITEMS), range(4)))
         env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(repo_root)}
-        child = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps({k: to_dict(v) for k, v in ITEMS.items()}),
-                               capture_output=True, text=True, env=env, cwd=repo_root, timeout=300)
+        items = json.dumps({k: to_dict(v) for k, v in ITEMS.items()})
+        child = subprocess.run([sys.executable, "-c", _CHILD], input=items, capture_output=True, text=True, env=env,
+                               cwd=repo_root, timeout=300)
     finally:
         for proc in burners:
             proc.kill()
@@ -144,6 +147,25 @@ def test_shapes_have_exact_colours_at_their_centres_and_nothing_blends():
         fills[shape.kind] = m.sum() / ((np.ptp(rows) + 1) * (np.ptp(cols) + 1))
     assert fills["square"] > 0.97 and 0.74 < fills["circle"] < 0.82 and fills["star"] < 0.45
     assert 0.45 < fills["triangle"] < 0.56 and 0.45 < fills["diamond"] < 0.56 and 0.7 < fills["hexagon"] < 0.8
+
+
+shape_st = st.builds(Shape, st.sampled_from(SHAPE_KINDS), st.sampled_from(SHAPE_COLORS), st.floats(0, 1),
+                     st.floats(0, 1), st.floats(0.03, 0.5))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(shape_st, min_size=1, max_size=6), st.integers(32, 200), st.integers(32, 200))
+def test_any_shape_scene_round_trips_and_its_top_shape_owns_its_centre(shapes, width, height):
+    if min(s.size for s in shapes) * min(width, height) < MIN_SHAPE_RADIUS_PX:
+        with pytest.raises(ValueError, match=r"ShapeScene.shapes\[\d\].size: gives a radius of"):
+            ShapeScene(tuple(shapes), width, height)
+        return
+    scene = ShapeScene(tuple(shapes), width, height)
+    data = render_png(scene)
+    assert from_dict(json.loads(json.dumps(to_dict(scene)))) == scene and render_png(scene) == data
+    top = shapes[-1]  # drawn last, so nothing covers its centre
+    col, row = min(int(top.x * width), width - 1), min(int(top.y * height), height - 1)
+    assert tuple(decode(data)[row, col]) == COLORS[top.color]
 
 
 def test_bar_heights_are_proportional_to_the_values():

@@ -87,9 +87,11 @@ def shape_qa(scenes: Sequence[ShapeScene], rng: random.Random) -> list[SetQA]:
                      f"Image {i + 1} shows {_plural(len(scenes[i].shapes), 'shape')}."))
     if kinds and colors:
         color, kind = rng.choice(colors), rng.choice(kinds)
-        having = [i + 1 for i, scene in enumerate(scenes) if any(s.kind == kind and s.color == color for s in scene.shapes)]
+        having = [i + 1 for i, scene in enumerate(scenes)
+                  if any(s.kind == kind and s.color == color for s in scene.shapes)]
+        where = images_phrase(having).lower() if having else "no image"
         out.append(SetQA(f"Which images contain a {color} {kind}?", images_phrase(having), "which_images",
-                         f"A {color} {kind} appears in " + (images_phrase(having).lower() if having else "no image") + "."))
+                         f"A {color} {kind} appears in {where}."))
     clear = []
     for i, scene in enumerate(scenes):
         sizes = sorted((s.size for s in scene.shapes), reverse=True)

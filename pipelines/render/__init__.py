@@ -21,14 +21,14 @@ from PIL import Image
 
 from pipelines.render.canvas import encode_png
 from pipelines.render.model import (
-    COLORS, CONTENT_TYPES, SHAPE_COLORS, SHAPE_KINDS, BarChart, Diagram, Document, LineChart, PieChart, Series,
-    Shape, ShapeScene, Table, format_value, from_dict, to_dict,
+    COLORS, CONTENT_TYPES, MIN_SHAPE_RADIUS_PX, SHAPE_COLORS, SHAPE_KINDS, BarChart, Diagram, Document,
+    LineChart, PieChart, Series, Shape, ShapeScene, Table, format_value, from_dict, to_dict,
 )
 
 __all__ = [
-    "COLORS", "SHAPE_COLORS", "SHAPE_KINDS", "CONTENT_TYPES", "Shape", "ShapeScene", "BarChart", "Series",
-    "LineChart", "PieChart", "Table", "Document", "Diagram", "format_value", "to_dict", "from_dict",
-    "render_image", "render_png", "encode_png",
+    "COLORS", "SHAPE_COLORS", "SHAPE_KINDS", "MIN_SHAPE_RADIUS_PX", "CONTENT_TYPES", "Shape", "ShapeScene",
+    "BarChart", "Series", "LineChart", "PieChart", "Table", "Document", "Diagram", "format_value", "to_dict",
+    "from_dict", "render_image", "render_png", "encode_png",
 ]
 
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 __all__ = [
-    "COLORS", "SHAPE_COLORS", "SHAPE_KINDS", "Shape", "ShapeScene", "BarChart", "Series", "LineChart",
+    "COLORS", "SHAPE_COLORS", "SHAPE_KINDS", "MIN_SHAPE_RADIUS_PX", "Shape", "ShapeScene", "BarChart", "Series",
+    "LineChart",
     "PieChart", "Table", "Document", "Diagram", "CONTENT_TYPES", "format_value", "to_dict", "from_dict",
 ]
 
@@ -40,6 +41,8 @@ SHAPE_COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "b
 """Colours a shape may have (never the white background or the grays of text and lines)."""
 SHAPE_KINDS = ("circle", "square", "triangle", "star", "diamond", "hexagon")
 _MIN_SIDE, _MAX_SIDE = 32, 4096
+MIN_SHAPE_RADIUS_PX = 4.0
+"""Smallest radius a shape may have in pixels: large enough that the pixel under its centre is its own."""
 
 
 def format_value(value: float) -> str:
@@ -134,6 +137,11 @@ class ShapeScene:
         if not isinstance(self.shapes, tuple) or not all(isinstance(s, Shape) for s in self.shapes):
             raise _fail(ShapeScene, "shapes", "must be a tuple of Shape", self.shapes)
         _check_color(self, "background", self.background)
+        for i, shape in enumerate(self.shapes):
+            radius = shape.size * min(self.width, self.height)
+            if radius < MIN_SHAPE_RADIUS_PX:
+                raise _fail(ShapeScene, f"shapes[{i}].size", f"gives a radius of {radius:.2f} px here, below "
+                            f"{MIN_SHAPE_RADIUS_PX:g} px (its centre pixel might not be its own)", shape.size)
         if self.background in {s.color for s in self.shapes}:
             raise _fail(ShapeScene, "background", "must differ from every shape's colour", self.background)
 
@@ -295,7 +303,8 @@ class Diagram:
             if not (isinstance(edge, tuple) and len(edge) == 2 and all(
                     isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(self.nodes) for v in edge)
                     and edge[0] != edge[1]):
-                raise _fail(Diagram, f"edges[{i}]", f"must be a pair of distinct node indices < {len(self.nodes)}", edge)
+                raise _fail(Diagram, f"edges[{i}]", f"must be a pair of distinct node indices < {len(self.nodes)}",
+                            edge)
         if len(set(self.edges)) != len(self.edges):
             raise _fail(Diagram, "edges", "must not repeat an edge", self.edges)
         self.layers()  # raises on a cycle
