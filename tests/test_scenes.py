@@ -243,6 +243,55 @@ def test_generate_corpus_is_reproducible(tmp_path):
         generate_corpus(tmp_path / "c", 1, colour="red")
 
 
+_CORPUS_HASHES = """
+import hashlib, json, os, sys
+from pipelines.procedural.scenes import generate_corpus
+if sys.argv[2] == "one-cpu":
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+files = generate_corpus(sys.argv[1], 12, seed=5, duration=2.0)
+print(json.dumps({f.key: hashlib.sha256(f.video.read_bytes()).hexdigest() for f in files}))
+"""
+
+
+def _corpus_hashes(tmp_path, name: str, how: str, hash_seed: str) -> dict[str, str]:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}  # another hash seed: other allocations before each encode
+    proc = subprocess.run([sys.executable, "-c", _CORPUS_HASHES, str(tmp_path / name), how], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+def test_encoding_is_byte_identical_under_load_on_one_cpu_and_after_other_encodes(tmp_path):
+    """Fault 6: a busy machine changed the encoded bytes. Compare a quiet run with one while two
+    other processes spin the CPU, with one limited to a single CPU (encoder threads follow the CPU
+    count), and encodes repeated in one process (x264's mbtree read leftover memory)."""
+    import subprocess
+    import sys
+
+    from pipelines.procedural.scene_media import _corpus_spec, encode_video_bytes
+
+    quiet = _corpus_hashes(tmp_path, "quiet", "all-cpus", "0")
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        busy = _corpus_hashes(tmp_path, "busy", "all-cpus", "1")
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+    one_cpu = _corpus_hashes(tmp_path, "one-cpu", "one-cpu", "2")
+    differ = sorted(k for k in quiet if not quiet[k] == busy[k] == one_cpu[k])
+    assert not differ, f"{len(differ)} of {len(quiet)} videos differ between quiet, busy and one-CPU runs: {differ}"
+    import dataclasses
+
+    for i in range(6):  # the same scene again and again, after other encodes, in one process
+        scene = make_scene(dataclasses.replace(_corpus_spec(5, i), duration=2.0))
+        assert len({hashlib.sha256(encode_video_bytes(scene)).digest() for _ in range(4)}) == 1, i
+
+
 # ------------------------------------------------------------------ bad and unusual media
 
 def test_spec_validation():

@@ -7,10 +7,19 @@ the scene's integer pts (so variable frame rate survives), ``write_vtt`` writes 
 ``write_test_media`` makes the broken or unusual inputs later stages must cope with.
 
 Determinism: files are written with ``fflags=+bitexact`` (no library version string, no random
-Matroska segment UID), pts and packet durations come from the scene, and x264 / libvpx run in
-their deterministic modes, so the same scene gives byte-identical files on one machine with
-one PyAV build. Another FFmpeg/x264 build may encode different bytes; the ground truth JSON
-does not depend on the encoder at all.
+Matroska segment UID), pts and packet durations come from the scene, and every encoder runs on
+one thread with fixed options (:func:`_single_threaded`, :func:`_stream_options`). Two causes
+were found and removed. (1) Left to choose, PyAV asks for ``thread_count=0`` (auto): x264 and
+FFmpeg's mpeg4 then split the work by the CPUs the process may use, and their output depends on
+that split (32 of 36 corpus videos differed between a run on all CPUs and one on one CPU).
+(2) x264's macroblock-tree rate control with B-frames (the ``fast`` preset's default) gave
+different bytes for the same frames depending on what the process had allocated before, even
+on one thread (encoding one scene four times in a row gave up to three different files, with
+the SIMD code on; ``asm=0``, ``mbtree=0`` or no B-frames each made it stable): ``mbtree=0``.
+Multi-threaded encoding made that heap state depend on scheduling, hence on machine load. Now
+the same scene gives byte-identical files with one PyAV build however busy the machine is, how
+many CPUs it has and what ran before (tested). Another FFmpeg/x264 build may encode different
+bytes; the ground truth JSON does not depend on the encoder at all.
 """
 from __future__ import annotations
 
@@ -38,11 +47,22 @@ _DEFAULT_CRF = {"h264": 18, "vp9": 24, "mpeg4": 3}  # mpeg4: the qscale
 
 def _stream_options(codec: str, crf: int | None) -> tuple[str, dict[str, str]]:
     q = _DEFAULT_CRF[codec] if crf is None else crf
-    if codec == "h264":
-        return "libx264", {"crf": str(q), "preset": "fast"}
-    if codec == "vp9":
-        return "libvpx-vp9", {"crf": str(q), "b": "0", "deadline": "good", "cpu-used": "4"}
+    if codec == "h264":  # x264's own threads too (no frame, slice or lookahead threads); mbtree off (below)
+        return "libx264", {"crf": str(q), "preset": "fast",
+                           "x264-params": "threads=1:lookahead-threads=1:sliced-threads=0:mbtree=0"}
+    if codec == "vp9":  # no row or tile parallelism, no frame-parallel decoding mode
+        return "libvpx-vp9", {"crf": str(q), "b": "0", "deadline": "good", "cpu-used": "4",
+                              "row-mt": "0", "tile-columns": "0", "frame-parallel": "0"}
     return "mpeg4", {"flags": "+qscale", "global_quality": str(int(q) * 118)}  # FF_QP2LAMBDA
+
+
+def _single_threaded(stream: Any) -> None:
+    """One encoding thread, no slice or frame threading: output independent of CPUs and load.
+
+    Must run before the first frame is encoded (the codec opens then).
+    """
+    stream.codec_context.thread_count = 1
+    stream.codec_context.thread_type = "NONE"
 
 
 def _encode(scene: Scene, target: Any, fmt: str, crf: int | None,
@@ -61,6 +81,7 @@ def _encode(scene: Scene, target: Any, fmt: str, crf: int | None,
     with av.open(target, "w", format=fmt, options=container_options) as out:
         stream = out.add_stream(codec, rate=Fraction(spec.fps).limit_denominator(1001), options=options)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        _single_threaded(stream)
         stream.time_base = tb
         stream.codec_context.time_base = tb
         if rotation:
@@ -227,6 +248,7 @@ def _write_audio(path: Path, seconds: float = 2.0) -> None:
                         }.get(suffix, ("aac", "mp4", 44100))
     with av.open(str(path), "w", format=fmt, options={"fflags": "+bitexact"}) as out:
         stream = out.add_stream(codec, rate=rate, layout="stereo")
+        _single_threaded(stream)
         sample_fmt = stream.codec_context.codec.audio_formats[0].name
         n, t = 960, 0
         while t < seconds * rate:
