@@ -30,3 +30,10 @@ def bug():
 
 def pid():
     return os.getpid()
+
+
+def loaded_modules(package):
+    """The modules of ``package`` this child has imported so far."""
+    import sys
+
+    return sorted(m for m in sys.modules if m.split(".")[0] == package)

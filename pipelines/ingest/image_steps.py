@@ -5,8 +5,8 @@ Manifest rows of kind ``image_set`` (2-5 images in one row) are one set each. Ro
 input id, split into ceil(n/5) balanced sets of 2-5; a group of one image fails as
 ``singleton_group``, and every row of a group whose rows disagree on license, source or split
 fails as ``conflicting_group_field``). Each image is fetched like a video, then decoded, checked
-and re-encoded in the sandbox (``pipelines.ingest.images.inspect_image``); its stored bytes go to an
-image store on disk and only references travel on. A set that failed is remembered like a video
+and re-encoded in the sandbox (``pipelines.ingest.images.inspect_image_file``); its stored bytes
+go to an image store on disk and only references travel on. A set that failed is remembered like a video
 (``pipelines.ingest.steps.FailureMemory``): a rerun replays its failures unless ``--retry-failed``.
 Shapes:
 
@@ -88,13 +88,6 @@ def _group_failed(rows, exc: InputError):
             row.input_id, exc.stage, exc.error_type, exc.message, _row_json(row)))
 
 
-def inspect_image_file(path: str, name: str, max_side: int):
-    """Sandbox job: read a fetched image and inspect it (``pipelines.ingest.images.inspect_image``)."""
-    from pipelines.ingest.images import inspect_image
-
-    return inspect_image(Path(path).read_bytes(), name, max_side)
-
-
 class ProcessImageSetFn(FetchingDoFn):
     """SetJob -> (set_id, ImageSet record, members, rows) | ``failed`` for every member row.
 
@@ -155,7 +148,7 @@ class ProcessImageSetFn(FetchingDoFn):
             with self.guard.step("fetch", source, job.image_ids[i]):
                 fetched = self.fetch(source, job.image_ids[i])
             with self.guard.step("image", source, job.image_ids[i]):
-                result = self.sandbox.call("pipelines.ingest.image_steps:inspect_image_file", fetched.raw_path,
+                result = self.sandbox.call("pipelines.ingest.images:inspect_image_file", fetched.raw_path,
                                            source, self.config.frames.max_side, input_name=source)
             results.append(result)
             store = Path(self.work_dir) / "images" / result.sha256[:2]

@@ -3,7 +3,8 @@
 One job: turn image bytes into a checked, upright, size-capped, deterministically re-encoded
 image (``inspect_image``), make image sets of 2-5 images out of single-image manifest rows that
 share a ``group`` label (``group_images``), and flag byte-identical images within a set
-(``dedupe_images_in_set``). Pure functions; the ingest's DoFns call them.
+(``dedupe_images_in_set``). Pure functions; the ingest's DoFns call them, and the decoding
+sandbox runs ``inspect_image_file`` (so this module and its imports stay free of Apache Beam).
 
 Failures are ``InputError("image", <slug>, "<name>: <why>")`` with these slugs: ``empty``,
 ``not_an_image``, ``truncated``, ``corrupt``, ``too_many_pixels`` (decompression bombs),
@@ -23,14 +24,14 @@ from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipelines.ingest.dedupe import frame_phash
+from pipelines.ingest.phash import frame_phash
 from pipelines.common.errors import InputError
 
 __all__ = [
     "MIN_SIDE", "MAX_PIXELS", "JPEG_QUALITY", "LOSSLESS_FORMATS", "MIN_SET_IMAGES", "MAX_SET_IMAGES",
     "ImageResult", "GroupedSet", "Leftover", "inspect_image", "group_images", "split_sizes", "GROUP_FIELDS",
     "group_conflicts",
-    "set_id", "dedupe_images_in_set",
+    "set_id", "dedupe_images_in_set", "inspect_image_file",
 ]
 
 MIN_SIDE = 32
@@ -61,7 +62,7 @@ class ImageResult:
     format: str
     """Pillow's name of the original format, e.g. ``"JPEG"``, ``"PNG"``, ``"WEBP"``."""
     phash: int
-    """64-bit perceptual hash (``pipelines.ingest.dedupe.frame_phash``) of the stored image."""
+    """64-bit perceptual hash (``pipelines.ingest.phash.frame_phash``) of the stored image."""
     data: bytes
     """The stored bytes: PNG for a lossless format or alpha, else JPEG (quality 90); same input, same bytes."""
     ext: str
@@ -155,6 +156,15 @@ def inspect_image(data: bytes, name: str, max_side: int, *, min_side: int = MIN_
                        ext="png" if lossless else "jpg", stored_width=image.width,
                        stored_height=image.height)
 
+
+def inspect_image_file(path: str, name: str, max_side: int) -> ImageResult:
+    """Sandbox job: read a fetched image file and :func:`inspect_image` it (default limits).
+
+    Raises:
+        InputError: as :func:`inspect_image`.
+    """
+    with open(path, "rb") as f:
+        return inspect_image(f.read(), name, max_side)
 
 @dataclass(frozen=True)
 class GroupedSet:
