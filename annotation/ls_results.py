@@ -1,6 +1,6 @@
 """Read the results of one Label Studio annotation into plain, checked values.
 
-One job: turn the ``result`` items of an export (shapes in ``shared/reference/labelstudio.md``)
+One job: turn the ``result`` items of an export (shapes in ``../shared/reference/labelstudio.md``)
 into numbers this project trusts, or raise ``ExportProblem`` naming the field and what is wrong.
 ``annotation.normalize`` builds records from these values; nothing here knows about records.
 

@@ -1,7 +1,7 @@
 """Normalize a Label Studio snapshot export into this project's records, failures and reviews.
 
 One job: read an export (a list of tasks ``{id, data, annotations: [...], ...}``, the shapes in
-``shared/reference/labelstudio.md``) and return validated dataset records, one failure record
+``../shared/reference/labelstudio.md``) and return validated dataset records, one failure record
 per thing that could not be used, and for tasks with several annotators the agreement and the
 decision (merge or review). Pure: no server, no files written.
 

@@ -23,11 +23,12 @@ Changes are found by diffing, never trusted from the server: annotations by (ann
 ``updated_at``) -> new, updated, deleted; tasks by (task id, ``updated_at``); predictions by
 (prediction id, ``updated_at``). Anything in any of them makes a new version.
 
-Export calls (see the reference notes): ``projects.exports.create(id, serialization_options=
-{"interpolate_key_frames": True, "predictions": {"only_id": False}})`` (full predictions, not
-just their ids), poll ``exports.get`` until ``completed``, then
-``exports.download`` with no export type (the converters fail on the multi-frame ``valueList``
-configs); the export is deleted on the server afterwards, the snapshot being the record.
+Export calls (``../shared/reference/labelstudio.md``, "SDK 2.x calls that work"):
+``projects.exports.create(id, serialization_options={"interpolate_key_frames": True,
+"predictions": {"only_id": False}})`` (full predictions, not just their ids), poll
+``exports.get`` until ``completed``, then ``exports.download`` with no export type (the
+converters fail on the multi-frame ``valueList`` configs); the export is deleted on the server
+afterwards, the snapshot being the record.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Dataset record definitions: one strict pydantic model per Molmo 2 dataset.
 
 One job: state the fields and cross-field rules of the nine datasets (Cap, AskModelAnything,
-CapQA, SubtitleQA, VideoPoint, VideoTrack, MultiImageQA, MultiImagePoint, SynMultiImageQA).
+CapQA, SubtitleQA, VideoPoint, VideoTrack, MultiImageQA, MultiImagePoint, SynMultiImageQA);
+reference: ``../shared/reference/molmo2-formats.md``, "The nine datasets".
 Shared bases, field types and the asset records live in ``schemas.record_types``; import
 everything through ``schemas.records``.
 

@@ -3,6 +3,7 @@
 One job: turn normalized point and track annotations into the exact answer strings Molmo 2 trains
 on (the allenai/molmo2 ``UnifiedPointFormatter`` built for ``html-v2``), and read such strings,
 plus the Molmo v1 (PixMo) ``<point x=".." y="..">`` form, back into numbers for metrics.
+Reference: ``../shared/reference/molmo2-formats.md``, "Point, track and count text".
 
 Rendering (byte for byte as the official formatter):
     ``round(1000.0 * v)`` (half to even on the binary value), printed ``%03d``; points of a group
@@ -307,7 +308,8 @@ def format_video_tracks(
         ``<tracks coords="0.0 1 078 417 2 156 208;0.5 1 094 396">person</tracks>``;
         ``"No tracks available."`` when no object is visible in any frame (including an empty
         ``tracks``). The official formatter returns ``""`` when entries exist but none is visible;
-        an empty training target teaches nothing, so this follows the reference text instead.
+        an empty training target teaches nothing, so this follows the reference
+        (``../shared/reference/molmo2-formats.md``) instead.
 
     Raises:
         ValueError: a malformed entry, a negative or non-finite time, a visible coordinate outside

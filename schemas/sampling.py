@@ -8,6 +8,7 @@ and the last instant of the clip always included.
   ``max_frames`` times evenly spaced over ``[0, duration]``, both endpoints included.
 * otherwise: ``0, 1/max_fps, 2/max_fps, ...`` strictly below ``duration``, then ``duration``.
 
+Reference: ``../shared/reference/molmo2-formats.md``, "Frame sampling (SFT setting)".
 Times are seconds relative to the clip start. Record validation (``schemas.records``) and the
 decoder (``pipelines.ingest.frames``) both call this function, so there is one definition.
 """

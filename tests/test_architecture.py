@@ -235,3 +235,54 @@ def test_a_real_sandbox_child_runs_the_jobs_without_beam(tmp_path):
                        str(tmp_path / "frames"), "v.mp4")
         assert out.clips
         assert box.call("tests.sandbox_jobs:loaded_modules", "apache_beam") == []
+
+
+# ------------------------------------------------------------------ references and packaging
+_CITED = re.compile(r"[\w./-]*\b((?:molmo2-formats|molmo2-model|labelstudio|stack)\.md)\b")
+
+
+def test_references_are_cited_by_their_real_path():
+    """Docstrings name the shared reference files as ``../shared/reference/NAME.md`` (from the
+    repository root), and those files exist where a ``shared/`` folder sits beside the checkout."""
+    reference = ROOT.parent / "shared" / "reference"
+    wrong = []
+    for top in (*TOP_LEVEL, "tests", "benchmarks"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            for m in _CITED.finditer(path.read_text(encoding="utf-8")):
+                if m.group(0) != f"../shared/reference/{m.group(1)}":
+                    wrong.append(f"{path.relative_to(ROOT)}: {m.group(0)!r}")
+                elif reference.is_dir() and not (reference / m.group(1)).is_file():
+                    wrong.append(f"{path.relative_to(ROOT)}: {m.group(0)} does not exist")
+    assert not wrong, "cite the references as ../shared/reference/NAME.md:\n  " + "\n  ".join(wrong)
+
+
+def _package_data() -> dict[str, list[str]]:
+    tree = ast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "package_data":
+            return ast.literal_eval(node.value)
+    raise AssertionError("setup.py has no package_data")
+
+
+def test_packaging_ships_no_folder_that_does_not_exist():
+    """Every MANIFEST.in line and every package_data pattern of setup.py names something that is there."""
+    missing = []
+    for line in (ROOT / "MANIFEST.in").read_text(encoding="utf-8").splitlines():
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        command, args = words[0], words[1:]
+        if command == "include":
+            missing += [f"MANIFEST.in: include {a}" for a in args if not list(ROOT.glob(a))]
+        elif command in ("recursive-include", "recursive-exclude"):
+            folder, patterns = ROOT / args[0], args[1:]
+            if not folder.is_dir() or not any(list(folder.rglob(p)) for p in patterns):
+                missing.append(f"MANIFEST.in: {line.strip()}")
+        elif command in ("graft", "prune"):
+            missing += [f"MANIFEST.in: {line.strip()}" for a in args if not (ROOT / a).is_dir()]
+        else:
+            missing.append(f"MANIFEST.in: unchecked command {line.strip()!r}")
+    for package, patterns in _package_data().items():
+        folder = ROOT / Path(*package.split("."))
+        missing += [f"setup.py package_data {package}: {p}" for p in patterns if not list(folder.glob(p))]
+    assert not missing, "\n".join(missing)

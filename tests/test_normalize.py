@@ -1,4 +1,4 @@
-"""Tests for annotation.normalize: hand-built exports in the shapes labelstudio.md documents."""
+"""annotation.normalize: hand-built exports in the shapes ``../shared/reference/labelstudio.md`` documents."""
 from __future__ import annotations
 
 import copy

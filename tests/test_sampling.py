@@ -1,4 +1,4 @@
-"""schemas.sampling: Molmo 2's frame times, pinned to the reference rules."""
+"""schemas.sampling: Molmo 2's frame times, pinned to ``../shared/reference/molmo2-formats.md``."""
 from __future__ import annotations
 
 import math

@@ -3,7 +3,7 @@
 One job: given a :class:`pipelines.procedural.scenes.Scene` and the ``data`` of a task pushed by
 :mod:`annotation.push` (the contract of :mod:`annotation.tasks`), return the ``result`` list a
 careful human would submit with that kind's label config, in Label Studio's own shapes
-(``shared/reference/labelstudio.md``), ready for ``client.annotations.create(task_id, result=...)``.
+(``../shared/reference/labelstudio.md``), ready for ``client.annotations.create(task_id, result=...)``.
 A :class:`Perturbation` makes a second, worse annotator for agreement checks.
 
 * ``video_point`` (count by pointing): every object matching ``data.label`` gets ONE keypoint, at
