@@ -243,13 +243,16 @@ _CITED = re.compile(r"[\w./-]*\b((?:molmo2-formats|molmo2-model|labelstudio|stac
 
 def test_references_are_cited_by_their_real_path():
     """Docstrings name the shared reference files as ``../shared/reference/NAME.md`` (from the
-    repository root), and those files exist where a ``shared/`` folder sits beside the checkout."""
+    repository root; a file that did so may then say just ``NAME.md``), and those files exist
+    where a ``shared/`` folder sits beside the checkout."""
     reference = ROOT.parent / "shared" / "reference"
     wrong = []
     for top in (*TOP_LEVEL, "tests", "benchmarks"):
         for path in sorted((ROOT / top).rglob("*.py")):
-            for m in _CITED.finditer(path.read_text(encoding="utf-8")):
-                if m.group(0) != f"../shared/reference/{m.group(1)}":
+            text = path.read_text(encoding="utf-8")
+            for m in _CITED.finditer(text):
+                full = f"../shared/reference/{m.group(1)}"
+                if m.group(0) != full and not (m.group(0) == m.group(1) and full in text):
                     wrong.append(f"{path.relative_to(ROOT)}: {m.group(0)!r}")
                 elif reference.is_dir() and not (reference / m.group(1)).is_file():
                     wrong.append(f"{path.relative_to(ROOT)}: {m.group(0)} does not exist")

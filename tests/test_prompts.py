@@ -1,9 +1,9 @@
 """schemas.prompts: golden conversations per dataset and style, and checks against procedural ground truth.
 
-The goldens are written out by hand from the rules (molmo2-formats.md: html-v2 points, tracks and
-counts; ``A. ...`` options with a ``"B. <text>"`` target; ``"{explanation} Answer: {answer}"``) and
-the prompt templates of version 1. The procedural tests build records from a seeded scene's exact
-ground truth and read the rendered targets back.
+The goldens are written out by hand from the rules (../shared/reference/molmo2-formats.md:
+html-v2 points, tracks and counts; ``A. ...`` options with a ``"B. <text>"`` target;
+``"{explanation} Answer: {answer}"``) and the prompt templates of version 1. The procedural tests
+build records from a seeded scene's exact ground truth and read the rendered targets back.
 """
 from __future__ import annotations
 
