@@ -169,6 +169,32 @@ def test_the_check_catches_what_the_table_forbids(rules):
             for t in _resolve_from(module_name(src), False, n)} == {"pipelines.common.errors"}
 
 
+def documented_modules(text: str) -> set[str]:
+    """The module paths ARCHITECTURE.md's "Modules" table names (``a/b.py``, then bare ``c.py`` = ``a/c.py``)."""
+    section = text.split("## Modules", 1)[1].split("\n## ", 1)[0]
+    named = set()
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        folder = None
+        for item in re.findall(r"`([^`]+)`", line.split("|")[1]):
+            if "/" in item:
+                folder = item.rsplit("/", 1)[0]
+                named.add(item)
+            else:
+                named.add(f"{folder}/{item}")
+    return named
+
+
+def test_every_module_has_a_row_and_every_row_a_module():
+    named = documented_modules((ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8"))
+    modules = {str(p.relative_to(ROOT)) for top in TOP_LEVEL for p in (ROOT / top).rglob("*.py")
+               if p.name != "__init__.py"}
+    assert not modules - named, f"modules ARCHITECTURE.md does not name: {sorted(modules - named)}"
+    stale = sorted(n for n in named - modules if not list(ROOT.glob(n)))
+    assert not stale, f"ARCHITECTURE.md names modules that do not exist: {stale}"
+
+
 # ------------------------------------------------------------------ the sandbox stays free of Beam
 _JOB = re.compile(r"^(pipelines\.[\w.]+):(\w+)$")
 
