@@ -1,4 +1,5 @@
-"""Label Studio export builders for the normalize tests, in the shapes labelstudio.md documents.
+"""Label Studio export builders for the normalize tests, in the shapes
+``../shared/reference/labelstudio.md`` documents.
 
 Tasks are built with ``annotation.tasks`` exactly as ``annotation.push`` builds them (media under a
 project folder of the media root, served as ``/data/local-files/?d=...``); results, annotations and

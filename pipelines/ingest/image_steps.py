@@ -6,8 +6,9 @@ input id, split into ceil(n/5) balanced sets of 2-5; a group of one image fails 
 ``singleton_group``, and every row of a group whose rows disagree on license, source or split
 fails as ``conflicting_group_field``). Each image is fetched like a video, then decoded, checked
 and re-encoded in the sandbox (``pipelines.ingest.images.inspect_image_file``); its stored bytes
-go to an image store on disk and only references travel on. A set that failed is remembered like a video
-(``pipelines.ingest.steps.FailureMemory``): a rerun replays its failures unless ``--retry-failed``.
+go to an image store on disk and only references travel on. A set that failed is remembered like
+a video (``pipelines.ingest.steps.FailureMemory``): a rerun replays its failures unless
+``--retry-failed``.
 Shapes:
 
     ManifestRow(image_set)            -> SetJob
