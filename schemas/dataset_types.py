@@ -6,8 +6,12 @@ reference: ``../shared/reference/molmo2-formats.md``, "The nine datasets".
 Shared bases, field types and the asset records live in ``schemas.record_types``; import
 everything through ``schemas.records``.
 
-Video datasets refer to a ``Clip`` by ``clip_id``; their times are seconds from the clip start.
-Multi-image datasets refer to an ``ImageSet`` and list its images in prompt order.
+Every dataset record names its media and says how it was made (``DatasetRecord``): video datasets
+refer to a ``Clip`` by ``clip_id`` (their times are seconds from the clip start); multi-image
+datasets refer to an ``ImageSet`` and list its 2-5 images in prompt order; ``provenance``
+(``schemas.provenance``) holds the Label Studio project, snapshot, task, annotations and
+annotators of a human record, or the generator, backend, model, prompt version and seed of a
+generated one. Source, license and split are not repeated here: they stay on the media records.
 """
 from __future__ import annotations
 
@@ -15,7 +19,10 @@ from typing import Annotated, ClassVar, Optional
 
 from pydantic import Field, model_validator
 
+from schemas.provenance import Provenance
 from schemas.record_types import (
+    MAX_SET_IMAGES,
+    MIN_SET_IMAGES,
     POINT_GRID_FPS,
     TIME_TOLERANCE,
     Count,
@@ -36,14 +43,27 @@ from schemas.record_types import (
     point_time_on_grid,
     rule_error,
 )
+from schemas.text import normalize_text
 
 __all__ = [
-    "VideoAnnotation", "Cap", "AskModelAnything", "CapQA", "SubtitleQA", "VideoPoint", "VideoTrack",
+    "MIN_NEGATIVE_ANSWERS", "DatasetRecord", "VideoAnnotation", "Cap", "AskModelAnything", "CapQA", "SubtitleQA",
+    "VideoPoint", "VideoTrack",
     "MultiImageRecord", "MultiImageQA", "MultiImagePoint", "SynMultiImageQA",
 ]
 
 
-class VideoAnnotation(Record):
+MIN_NEGATIVE_ANSWERS = 3
+"""CapQA and SubtitleQA need at least this many wrong answers (four options or more)."""
+
+
+class DatasetRecord(Record):
+    """Base of the nine datasets: how the record was made."""
+
+    provenance: Provenance
+    """Who or what made the record, and from what (``schemas.provenance``)."""
+
+
+class VideoAnnotation(DatasetRecord):
     """Base of the video datasets: which clip of which video the annotation is about."""
 
     video_id: Key
@@ -70,6 +90,7 @@ class Cap(VideoAnnotation):
     """Dense video caption of a clip, at several lengths."""
 
     RECORD_NAME: ClassVar[str] = "Cap"
+    SCHEMA_VERSION: ClassVar[int] = 2
     clip_caption: Text
     """The caption written for this clip."""
     merged_caption: Optional[str] = None
@@ -84,25 +105,35 @@ class AskModelAnything(VideoAnnotation):
     """Human-written free-form question and answer about a clip."""
 
     RECORD_NAME: ClassVar[str] = "AskModelAnything"
+    SCHEMA_VERSION: ClassVar[int] = 2
     question: Text
     answer: Text
 
 
 class CapQA(VideoAnnotation):
-    """Caption-derived multiple-choice QA: one right answer and wrong ones."""
+    """Caption-derived multiple-choice QA: one right answer and at least three wrong ones.
+
+    The wrong answers differ from each other and from the answer after ``normalize_text``
+    (case, spaces and punctuation), so no two options read the same.
+    """
 
     RECORD_NAME: ClassVar[str] = "CapQA"
+    SCHEMA_VERSION: ClassVar[int] = 2
     question: Text
     answer: Text
-    negative_answers: Annotated[list[Text], Field(min_length=1)]
+    negative_answers: Annotated[list[Text], Field(min_length=MIN_NEGATIVE_ANSWERS)]
+    """The wrong answers (at least ``MIN_NEGATIVE_ANSWERS``), distinct from each other and the answer."""
     category: Text
 
     @model_validator(mode="after")
-    def _answer_not_negative(self) -> CapQA:
-        if self.answer in self.negative_answers:
-            i = self.negative_answers.index(self.answer)
-            raise rule_error(f"negative_answers[{i}]", f"must differ from answer, got {self.answer!r}",
-                             self.answer)
+    def _distinct_options(self) -> CapQA:
+        seen = {normalize_text(self.answer): "answer"}
+        for i, wrong in enumerate(self.negative_answers):
+            norm = normalize_text(wrong)
+            if norm in seen:
+                raise rule_error(f"negative_answers[{i}]", f"must differ from {seen[norm]} after normalizing case, "
+                                 f"spaces and punctuation, got {wrong!r}", wrong)
+            seen[norm] = f"negative_answers[{i}]"
         return self
 
 
@@ -110,6 +141,7 @@ class SubtitleQA(CapQA):
     """Multiple-choice QA that needs the subtitles; cues relative to the clip start."""
 
     RECORD_NAME: ClassVar[str] = "SubtitleQA"
+    SCHEMA_VERSION: ClassVar[int] = 2
     subtitles: Annotated[list[SubtitleCue], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -119,16 +151,17 @@ class SubtitleQA(CapQA):
 
 
 class VideoPoint(VideoAnnotation):
-    """Video pointing / counting query; v2 (v1 stored x, y on a 0-100 scale).
+    """Video pointing / counting query; v3 (v1 stored x, y on a 0-100 scale; v2 had no provenance).
 
     ``points`` is flat, sorted by ``time``; the points of one timestamp are consecutive.
     """
 
     RECORD_NAME: ClassVar[str] = "VideoPoint"
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
     source: Text
+    """The source video's ``source`` (``VideoAsset.source``, e.g. ``youtube``)."""
     duration: Seconds
-    """Duration of the whole source video, seconds."""
+    """Duration of the whole source video (``VideoAsset.duration``), seconds."""
     label: Text
     question: Text
     count: Count
@@ -162,10 +195,16 @@ class VideoPoint(VideoAnnotation):
 
 
 class VideoTrack(VideoAnnotation):
-    """Referring-expression tracking: every object's point in every annotated frame."""
+    """Referring-expression tracking: every object's point in every annotated frame.
+
+    Per frame an object is visible (a point), occluded (a point marked ``occluded``: there but
+    hidden) or absent (None: out of view); v1 could not tell occluded from absent.
+    """
 
     RECORD_NAME: ClassVar[str] = "VideoTrack"
+    SCHEMA_VERSION: ClassVar[int] = 2
     source: Text
+    """The source video's ``source`` (``VideoAsset.source``)."""
     expression: Text
     """The referring expression naming the tracked objects."""
     fps: Annotated[float, Field(gt=0.0)]
@@ -197,12 +236,12 @@ class VideoTrack(VideoAnnotation):
         return self
 
 
-class MultiImageRecord(Record):
+class MultiImageRecord(DatasetRecord):
     """Base of the multi-image datasets: the image set and its images, in prompt order."""
 
     image_set_id: Key
-    image_ids: Annotated[list[Key], Field(min_length=2)]
-    """Images in the order shown (``Image 1`` is ``image_ids[0]``)."""
+    image_ids: Annotated[list[Key], Field(min_length=MIN_SET_IMAGES, max_length=MAX_SET_IMAGES)]
+    """The set's images (2 to 5) in the order shown (``Image 1`` is ``image_ids[0]``)."""
 
     @model_validator(mode="after")
     def _unique_image_ids(self) -> MultiImageRecord:
@@ -215,6 +254,7 @@ class MultiImageQA(MultiImageRecord):
     """Question/answer pairs about a set of images."""
 
     RECORD_NAME: ClassVar[str] = "MultiImageQA"
+    SCHEMA_VERSION: ClassVar[int] = 2
     qa_pairs: Annotated[list[QAPair], Field(min_length=1)]
 
 
@@ -222,6 +262,7 @@ class MultiImagePoint(MultiImageRecord):
     """Pointing / counting over a set of images; points sorted by ``image_index``."""
 
     RECORD_NAME: ClassVar[str] = "MultiImagePoint"
+    SCHEMA_VERSION: ClassVar[int] = 2
     label: Text
     question: Text
     count: Count
@@ -247,6 +288,7 @@ class SynMultiImageQA(MultiImageRecord):
     """Synthetic multi-image QA (charts, tables, documents...) with an explanation."""
 
     RECORD_NAME: ClassVar[str] = "SynMultiImageQA"
+    SCHEMA_VERSION: ClassVar[int] = 2
     question: Text
     explanation: Text
     answer: Text

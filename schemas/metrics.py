@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -37,6 +36,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from schemas.pointing import parse_count, parse_points, parse_tracks
+from schemas.text import normalize_text
 from schemas.tracks import is_occluded
 
 __all__ = [
@@ -306,13 +306,6 @@ def score_track_text(pred: str, target: str, max_distance: float = DEFAULT_POINT
 
 
 # ----------------------------------------------------------------------------- text answers
-
-
-def normalize_text(text: str) -> str:
-    """NFKC, lowercase, punctuation removed, whitespace collapsed to single spaces, stripped."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
-    return re.sub(r"\s+", " ", text).strip()
 
 
 def token_f1(a: str, b: str) -> float:

@@ -17,12 +17,32 @@ History of record versions
 * ``video`` v1 -> v2 and ``image_set`` v1 -> v2: an optional ``given_id`` (the id as written in
   the manifest, which the key-safe ``key`` may differ from; also on each image of a set). v1
   records did not keep it: it becomes None.
+* The data contract of issue 8 ([5/9]):
+
+  - every dataset gains ``provenance`` (``schemas.provenance``): ``VideoPoint`` v2 -> v3 and the
+    other eight datasets v1 -> v2. Older records did not say how they were made; they get
+    ``{"method": "unrecorded"}``, which publishing can tell from a human or generated record.
+    ``VideoPoint`` records written by the normalizer before v3 hold ``source`` "labelstudio"
+    (or the configured default) and, without a video duration in the task, ``duration`` = the
+    clip end: a dict cannot know the real values, so they are kept as they are (re-normalize the
+    snapshot to get them).
+  - ``VideoTrack`` v1 -> v2: a track point is visible, occluded (``occluded: true``: there but
+    hidden) or absent (None: out of view). v1 had only a point or None, and Label Studio's box
+    track only on/off, so v1 points are visible (``occluded: false``) and v1 None stays None:
+    "off = absent".
+  - ``CapQA`` and ``SubtitleQA`` v1 -> v2 also need at least three wrong answers, distinct from
+    each other and from the answer after normalizing case, spaces and punctuation; ``image_set``
+    v2 -> v3 and the multi-image datasets hold 2 to 5 images. These are rules, not shapes: a
+    record that meets them upgrades unchanged, one that does not is rejected by validation with
+    the field path named (nothing is invented to make it pass).
 """
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from schemas.provenance import UNRECORDED
 
 __all__ = [
     "MigrationError",
@@ -171,4 +191,33 @@ def _image_set_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     for image in data.get("images") or []:
         if isinstance(image, dict):
             image.setdefault("given_id", None)
+    return data
+
+
+def _add_unrecorded_provenance(data: dict[str, Any]) -> dict[str, Any]:
+    """A record written before provenance: ``{"method": "unrecorded"}`` (an existing value is kept)."""
+    data.setdefault("provenance", dict(UNRECORDED))
+    return data
+
+
+for _name, _from in (("Cap", 1), ("AskModelAnything", 1), ("CapQA", 1), ("SubtitleQA", 1), ("VideoPoint", 2),
+                     ("MultiImageQA", 1), ("MultiImagePoint", 1), ("SynMultiImageQA", 1)):
+    register_migration(_name, _from)(_add_unrecorded_provenance)
+
+
+@register_migration("VideoTrack", 1)
+def _video_track_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """VideoTrack v1 -> v2: provenance added; every v1 point is visible, every None absent ("off = absent")."""
+    _add_unrecorded_provenance(data)
+    for obj in data.get("objects") or []:
+        points = obj.get("points") if isinstance(obj, dict) else None
+        for point in points if isinstance(points, list) else []:
+            if isinstance(point, dict):
+                point.setdefault("occluded", False)
+    return data
+
+
+@register_migration("image_set", 2)
+def _image_set_v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """image_set v2 -> v3: 2 to 5 images (a rule; the shape is unchanged)."""
     return data

@@ -29,8 +29,9 @@ Rules that hold for every dataset:
   message; later user turns are plain strings); answers carry no style;
 * times printed in point and track text are the clip's stored ``Clip.timestamps``, never
   recomputed: a VideoPoint time must be one of them (within ``TIME_MATCH_S``) and a track is
-  resampled to them (``schemas.tracks.resample_track``); occluded track points are honoured when
-  a record marks them (``"occluded": true``); nothing visible prints ``"No tracks available."``;
+  resampled to them (``schemas.tracks.resample_track``); a track point marked ``occluded`` (there
+  but hidden) is left out per frame and counts as an appearance in the start/end variant, an
+  absent one (None) does not; nothing visible prints ``"No tracks available."``;
 * multiple-choice options are ``[answer] + negative_answers`` in an order that is a pure function
   of the record key (``option_order``); letters A, B, ...;
 * SubtitleQA's cues (the record's, clip-relative) become the leading ``subtitle`` message, cut to

@@ -22,9 +22,10 @@ from pydantic_core import PydanticCustomError
 from schemas.sampling import sample_times
 
 __all__ = [
-    "KEY_PATTERN", "SHA256_PATTERN", "TIME_TOLERANCE", "POINT_GRID_FPS", "point_time_on_grid",
+    "KEY_PATTERN", "SHA256_PATTERN", "TIME_TOLERANCE", "POINT_GRID_FPS", "point_time_on_grid", "MIN_SET_IMAGES",
+    "MAX_SET_IMAGES",
     "Key", "Sha256", "Text", "Unit", "Seconds", "Count", "Pixels", "Split",
-    "Strict", "Record", "SubtitleCue", "Point", "TimedPoint", "ImagePoint", "QAPair", "TrackObject",
+    "Strict", "Record", "SubtitleCue", "Point", "TimedPoint", "ImagePoint", "QAPair", "TrackPoint", "TrackObject",
     "ImageInfo", "VideoAsset", "Clip", "ImageSet", "FailureRecord",
     "rule_error", "check_sorted", "check_within", "check_cues", "check_clip_times", "fmt_num",
 ]
@@ -35,6 +36,10 @@ TIME_TOLERANCE = 1e-6
 """Seconds of float slack allowed when comparing times (clip timestamps, grid, clip bounds)."""
 POINT_GRID_FPS = 2.0
 """VideoPoint annotations sit on this grid (0.5 s), the Molmo 2 sampling rate."""
+MIN_SET_IMAGES, MAX_SET_IMAGES = 2, 5
+"""An image set (``ImageSet``, and the images of a multi-image record) holds 2 to 5 images, as in
+Molmo 2's MultiImageQA (../shared/reference/molmo2-formats.md, "The nine datasets"); ingest
+groups images into sets of this size."""
 
 
 def point_time_on_grid(t: float, clip_duration: float) -> bool:
@@ -182,11 +187,41 @@ class QAPair(Strict):
     answer: Text
 
 
+class TrackPoint(Strict):
+    """One object at one track timestamp: visible at (x, y), or occluded (there, but hidden).
+
+    An object that is not in view at all (not yet entered, left the frame) has no point: its
+    entry in ``TrackObject.points`` is None. An occluded object may keep its estimated position
+    (the annotator's box went on behind the occluder) or have none (the box was switched off);
+    the Molmo 2 track text never prints it, but the start/end variant counts it as an appearance
+    (../shared/reference/molmo2-formats.md, "Tracks").
+    """
+
+    x: Optional[Unit] = None
+    """Normalized x; required when visible."""
+    y: Optional[Unit] = None
+    """Normalized y; required when visible."""
+    occluded: bool = False
+    """True when the object is there but hidden (behind something) at this time."""
+
+    @model_validator(mode="after")
+    def _position(self) -> TrackPoint:
+        for axis in ("x", "y"):
+            if getattr(self, axis) is None and not self.occluded:
+                raise rule_error(axis, "is required for a visible point (only an occluded point may have no "
+                                 "position)")
+        if (self.x is None) != (self.y is None):
+            raise rule_error("y" if self.y is None else "x", "must be given together with "
+                             f"{'x' if self.y is None else 'y'} or not at all")
+        return self
+
+
 class TrackObject(Strict):
-    """One tracked object: its point in each annotated frame, None where missing or occluded."""
+    """One tracked object: per track timestamp a ``TrackPoint`` (visible or occluded), or None
+    where the object is absent (out of view)."""
 
     object_id: Count
-    points: list[Optional[Point]]
+    points: list[Optional[TrackPoint]]
     """Aligned with the track's ``timestamps``."""
 
 
@@ -279,11 +314,12 @@ class ImageSet(Record):
     """A set of images used by the multi-image datasets. ``key`` is the set id."""
 
     RECORD_NAME: ClassVar[str] = "image_set"
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
     given_id: Optional[str] = None
     """The ``image_set`` row's id (or ``set_id``) as written in the manifest, when one was given;
     ``key`` is its key-safe form. None for sets made of grouped images."""
-    images: Annotated[list[ImageInfo], Field(min_length=1)]
+    images: Annotated[list[ImageInfo], Field(min_length=MIN_SET_IMAGES, max_length=MAX_SET_IMAGES)]
+    """The set's 2 to 5 images (``MIN_SET_IMAGES`` to ``MAX_SET_IMAGES``), ids unique."""
     license: Text
     source: Text
     split: Split

@@ -15,8 +15,9 @@ Conventions shared by every record:
   except ``Clip.start``/``end`` and ``clip_start``/``clip_end``, which are source-video seconds.
 * Validation is strict: no coercion (``"1.5"`` is not a number), no unknown fields.
 
-The model classes live in ``schemas.record_types`` (bases, assets, failures) and
-``schemas.dataset_types`` (the nine datasets); this module re-exports them.
+The model classes live in ``schemas.record_types`` (bases, assets, failures),
+``schemas.dataset_types`` (the nine datasets) and ``schemas.provenance`` (how a dataset record
+was made); this module re-exports them.
 """
 from __future__ import annotations
 
@@ -29,9 +30,11 @@ from pydantic import BaseModel, ValidationError
 
 from schemas import migrations
 from schemas.dataset_types import (
+    MIN_NEGATIVE_ANSWERS,
     AskModelAnything,
     Cap,
     CapQA,
+    DatasetRecord,
     MultiImagePoint,
     MultiImageQA,
     MultiImageRecord,
@@ -41,8 +44,11 @@ from schemas.dataset_types import (
     VideoPoint,
     VideoTrack,
 )
+from schemas.provenance import Provenance, generated_provenance, human_provenance
 from schemas.record_types import (
     KEY_PATTERN,
+    MAX_SET_IMAGES,
+    MIN_SET_IMAGES,
     SHA256_PATTERN,
     Clip,
     FailureRecord,
@@ -55,15 +61,17 @@ from schemas.record_types import (
     SubtitleCue,
     TimedPoint,
     TrackObject,
+    TrackPoint,
     VideoAsset,
     point_time_on_grid,
 )
 
 __all__ = [
-    "AskModelAnything", "Cap", "CapQA", "Clip", "FailureRecord", "ImageInfo", "ImagePoint",
+    "AskModelAnything", "Cap", "CapQA", "Clip", "DatasetRecord", "FailureRecord", "ImageInfo", "ImagePoint",
     "ImageSet", "MultiImagePoint", "MultiImageQA", "MultiImageRecord", "Point", "QAPair",
     "Record", "SubtitleCue", "SubtitleQA", "SynMultiImageQA", "TimedPoint", "TrackObject",
-    "VideoAnnotation", "VideoAsset", "VideoPoint", "VideoTrack",
+    "TrackPoint", "Provenance", "human_provenance", "generated_provenance", "MIN_SET_IMAGES", "MAX_SET_IMAGES",
+    "MIN_NEGATIVE_ANSWERS", "VideoAnnotation", "VideoAsset", "VideoPoint", "VideoTrack",
     "DATASETS", "RECORD_TYPES", "FieldError", "RecordValidationError", "UnknownRecordTypeError",
     "get_record_type", "validate", "migrate", "canonical_json", "record_to_json",
     "record_from_json", "point_time_on_grid",
@@ -210,7 +218,11 @@ def _rule(err: Mapping[str, Any]) -> tuple[str, str, Any]:
         rule = f"must be 64 lowercase hex digits, got {value!r}"
     elif kind == "string_too_short" and ctx.get("min_length") == 1:
         rule = "must not be empty"
-    elif kind in ("too_short", "too_long", "string_too_short", "string_too_long"):
+    elif kind in ("too_short", "too_long"):
+        bound = ("at least", ctx.get("min_length")) if kind == "too_short" else ("at most", ctx.get("max_length"))
+        got = ctx.get("actual_length")
+        rule = f"must have {bound[0]} {bound[1]} items, got {got if got is not None else 'more'}"
+    elif kind in ("string_too_short", "string_too_long"):
         rule = err["msg"].replace("Value should", "must").replace("String should", "must")
         rule = rule.replace("List should", "must")
     else:

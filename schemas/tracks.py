@@ -6,10 +6,12 @@ frame of the clip's constant-rate mp4; Molmo 2 trains on the clip's stored sampl
 frame displayed then), and then turned into the ``{"time", "points"}`` entries of
 ``schemas.pointing.format_video_tracks`` (``track_entries``).
 
-Occluded versus absent: today's ``TrackObject.points`` holds a point or None, and None means
-"not visible" (absent). A point that carries ``"occluded": true`` (the shape a later schema
-version may give it) is an occluded entry: left out of the per-frame text, but counted as an
-appearance by the start/end variant (../shared/reference/molmo2-formats.md, "Tracks").
+Occluded versus absent (``schemas.record_types.TrackPoint``): an entry of ``TrackObject.points`` is
+a visible point, a point with ``occluded: true`` (there but hidden; its position may be None), or
+None (absent, out of view). An occluded entry is left out of the per-frame text but counted as an
+appearance by the start/end variant, where an occluded end is then dropped
+(../shared/reference/molmo2-formats.md, "Tracks"); an absent one is neither. VideoTrack v1
+records had only a point or None and read as "off = absent" (``schemas.migrations``).
 """
 from __future__ import annotations
 

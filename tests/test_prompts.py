@@ -31,7 +31,9 @@ CLIP = {"key": "clip-1", "video_id": "vid-1", "start": 10.0, "end": 12.0, "times
         "max_fps": 2.0, "split": "train"}
 SUB_CLIP = {**CLIP, "key": "clip-2", "start": 0.0, "end": 8.0, "timestamps": [0.0, 4.0, 8.0],
             "frame_indices": [0, 120, 240], "max_fps": 0.25}  # stored at 0.25 fps: 0, 4, 8 s
-ON_CLIP = {"video_id": "vid-1", "clip_id": "clip-1", "clip_start": 10.0, "clip_end": 12.0}
+HUMAN = {"method": "human", "project": "demo", "snapshot_version": 1, "task_id": 1, "annotation_ids": [1],
+         "annotators": ["a@example.org"]}
+ON_CLIP = {"provenance": HUMAN, "video_id": "vid-1", "clip_id": "clip-1", "clip_start": 10.0, "clip_end": 12.0}
 IMAGES = {"key": "set-1", "license": "cc-by-4.0", "source": "procedural", "split": "train",
           "images": [{"image_id": f"img-{c}", "uri": f"images/{c}.png", "sha256": "0" * 64, "width": 100,
                       "height": 80} for c in "abc"]}
@@ -42,7 +44,8 @@ REC = {
     "AskModelAnything": {"key": "ama-1", **ON_CLIP, "question": "What colour is the circle?", "answer": "It is red."},
     "CapQA": {"key": "capqa-1", **ON_CLIP, "question": "What colour is the circle?", "answer": "red",
               "negative_answers": ["blue", "green", "yellow"], "category": "color"},
-    "SubtitleQA": {"key": "subqa-1", "video_id": "vid-1", "clip_id": "clip-2", "clip_start": 0.0, "clip_end": 8.0,
+    "SubtitleQA": {"key": "subqa-1", "provenance": HUMAN, "video_id": "vid-1", "clip_id": "clip-2", "clip_start": 0.0,
+                   "clip_end": 8.0,
                    "question": "What does the speaker say is red?", "answer": "the circle",
                    "negative_answers": ["the square", "the bar", "nothing"], "category": "speech",
                    "subtitles": [{"start": 0.0, "end": 0.8, "text": "Hello."},
@@ -58,14 +61,15 @@ REC = {
                    "objects": [{"object_id": 7, "points": [{"x": 0.1 + 0.05 * k, "y": 0.5} for k in range(9)]},
                                {"object_id": 3, "points": [{"x": 0.9, "y": 0.1 * k} if 2 <= k <= 6 else None
                                                            for k in range(9)]}]},
-    "MultiImageQA": {"key": "miqa-1", "image_set_id": "set-1", "image_ids": ["img-c", "img-a"],
+    "MultiImageQA": {"key": "miqa-1", "provenance": HUMAN, "image_set_id": "set-1", "image_ids": ["img-c", "img-a"],
                      "qa_pairs": [{"question": "Which image has more circles?", "answer": "Image 1."},
                                   {"question": "What colour are they?", "answer": "Red."}]},
-    "MultiImagePoint": {"key": "mip-1", "image_set_id": "set-1", "image_ids": ["img-a", "img-b", "img-c"],
+    "MultiImagePoint": {"key": "mip-1", "provenance": HUMAN, "image_set_id": "set-1",
+                        "image_ids": ["img-a", "img-b", "img-c"],
                         "label": "cup", "question": "every cup", "count": 3, "annotator_unsure": False,
                         "points": [{"image_index": 0, "x": 0.1, "y": 0.2}, {"image_index": 2, "x": 0.5, "y": 0.5},
                                    {"image_index": 2, "x": 0.4, "y": 0.6}]},
-    "SynMultiImageQA": {"key": "syn-1", "image_set_id": "set-1", "image_ids": ["img-a", "img-b"],
+    "SynMultiImageQA": {"key": "syn-1", "provenance": HUMAN, "image_set_id": "set-1", "image_ids": ["img-a", "img-b"],
                         "question": "Which chart has the larger total?",
                         "explanation": "Chart 1 sums to 12 and chart 2 to 9.", "answer": "Chart 1", "category": "chart"},
 }
@@ -237,21 +241,27 @@ def test_stored_sample_times_are_used_not_recomputed():
         messages_for("VideoPoint", REC["VideoPoint"], slow)
 
 
-def test_occluded_flags_in_a_track_record_are_honoured():
+def test_occluded_and_absent_track_points_render_as_the_official_formatter():
     hidden = copy.deepcopy(REC["VideoTrack"])
     hidden["objects"][1]["points"][6] = {"x": 0.9, "y": 0.6, "occluded": True}  # hidden at 1.5 s, then gone
+    unplaced = copy.deepcopy(REC["VideoTrack"])
+    unplaced["objects"][1]["points"][6] = {"occluded": True}  # hidden, the annotator's box was off: no position
     gone = copy.deepcopy(REC["VideoTrack"])
     gone["objects"][1]["points"][6] = None  # out of view from 1.5 s
     per_frame = '<tracks coords="0.0 1 100 500;0.5 1 200 500 2 900 200;1.0 1 300 500 2 900 400;1.5 1 400 500;' \
                 '2.0 1 500 500">the moving shapes</tracks>'
-    for rec in (hidden, gone):
+    records = {name: validate("VideoTrack", rec) for name, rec in (("hidden", hidden), ("unplaced", unplaced),
+                                                                    ("gone", gone))}
+    assert records["hidden"].objects[1].points[6].occluded and records["unplaced"].objects[1].points[6].x is None
+    for rec in records.values():
         assert messages_for("VideoTrack", rec, CLIP)[1]["content"] == per_frame
     start_end = "video_point_track_start_end"
     # occluded: its last appearance is the hidden 1.5 s entry, dropped with no fallback
-    assert messages_for("VideoTrack", hidden, CLIP, start_end)[1]["content"] == (
-        '<tracks coords="0.0 1 100 500;0.5 2 900 200;2.0 1 500 500">the moving shapes</tracks>')
+    for name in ("hidden", "unplaced"):
+        assert messages_for("VideoTrack", records[name], CLIP, start_end)[1]["content"] == (
+            '<tracks coords="0.0 1 100 500;0.5 2 900 200;2.0 1 500 500">the moving shapes</tracks>')
     # absent: its last appearance is 1.0 s
-    assert messages_for("VideoTrack", gone, CLIP, start_end)[1]["content"] == (
+    assert messages_for("VideoTrack", records["gone"], CLIP, start_end)[1]["content"] == (
         '<tracks coords="0.0 1 100 500;0.5 2 900 200;1.0 2 900 400;2.0 1 500 500">the moving shapes</tracks>')
 
 
@@ -299,7 +309,7 @@ def scene_clip():
 
 
 def _on(clip) -> dict:
-    return {"video_id": "scene", "clip_id": clip.key, "clip_start": 0.0, "clip_end": clip.end}
+    return {"provenance": HUMAN, "video_id": "scene", "clip_id": clip.key, "clip_start": 0.0, "clip_end": clip.end}
 
 
 def test_video_points_from_ground_truth(scene_clip):
@@ -324,22 +334,26 @@ def test_video_points_from_ground_truth(scene_clip):
         assert sorted(by_time.get(float(f"{t:.1f}"), [])) == truth
 
 
-def _track_record(scene, occluded_flag: bool) -> dict:
+def _track_record(scene, occluded_flag: bool):
+    """The scene's exact track as a VideoTrack record; without ``occluded_flag`` as a v1 record, whose
+    box tracks were on or off (an occluded object off), read through the migration: off = absent."""
     objects = []
     for obj in scene.objects:
         pts = []
         for s in scene.track(obj.object_id):
             if s.status == "visible":
-                pts.append({"x": s.x_norm, "y": s.y_norm})
+                pts.append({"x": s.x_norm, "y": s.y_norm, **({"occluded": False} if occluded_flag else {})})
             elif s.status == "occluded" and occluded_flag:
                 pts.append({"x": s.x_norm, "y": s.y_norm, "occluded": True})
             else:
                 pts.append(None)
         objects.append({"object_id": obj.object_id, "points": pts})
-    return {"key": "gt-vt", "video_id": "scene", "clip_id": "scene-clip", "clip_start": 0.0,
-            "clip_end": scene.duration, "source": "procedural", "expression": "every moving shape",
-            "fps": scene.spec.fps, "width": scene.spec.width, "height": scene.spec.height, "start_frame": 0,
-            "end_frame": len(scene.frames) - 1, "timestamps": scene.times, "objects": objects}
+    rec = {"key": "gt-vt", "video_id": "scene", "clip_id": "scene-clip", "clip_start": 0.0,
+           "clip_end": scene.duration, "source": "procedural", "expression": "every moving shape",
+           "fps": scene.spec.fps, "width": scene.spec.width, "height": scene.spec.height, "start_frame": 0,
+           "end_frame": len(scene.frames) - 1, "timestamps": scene.times, "objects": objects}
+    rec.update({"provenance": HUMAN} if occluded_flag else {"schema_version": 1})
+    return validate("VideoTrack", rec)
 
 
 def test_tracks_from_ground_truth_keep_identity_and_leave_out_hidden_objects(scene_clip):
@@ -355,7 +369,7 @@ def test_tracks_from_ground_truth_keep_identity_and_leave_out_hidden_objects(sce
         for xy, tid in printed.items():
             assert id_to_object.setdefault(tid, truth[xy]) == truth[xy]  # one id per object, across frames
     assert sorted(id_to_object) == list(range(1, len(id_to_object) + 1))
-    # the same target when the record cannot say "occluded" (None): per frame both are left out
+    # the same target from a v1 record, which could not say "occluded" (None): per frame both are left out
     assert messages_for("VideoTrack", _track_record(scene, False), clip)[1]["content"] == target
 
 

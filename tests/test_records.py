@@ -33,9 +33,15 @@ SHA = "0123456789abcdef" * 4
 TAG = "Ça va? 日本語の字幕 🎬"
 
 
-def _video_base(key: str) -> dict:
-    return {"key": key, "video_id": "vid_001", "clip_id": "vid_001-clip_000", "clip_start": 10.0,
-            "clip_end": 20.0}
+HUMAN = {"method": "human", "project": "video_point: demo", "snapshot_version": 2, "task_id": 17,
+         "annotation_ids": [41], "annotators": ["ann1@example.org"]}
+GENERATED = {"method": "generated", "generator": "synth.capqa", "backend": "vllm", "model": "Qwen/Qwen3-8B@a1b2c3",
+             "prompt_version": "3", "seed": 7}
+
+
+def _video_base(key: str, provenance: Optional[dict] = None) -> dict:
+    return {"key": key, "provenance": copy.deepcopy(provenance or HUMAN), "video_id": "vid_001",
+            "clip_id": "vid_001-clip_000", "clip_start": 10.0, "clip_end": 20.0}
 
 
 def _images() -> list[str]:
@@ -64,11 +70,12 @@ def examples() -> dict[str, dict]:
                 "merged_caption": "Penguins on ice.", "frame_merged_caption": None, "annotation_score": 4.5},
         "AskModelAnything": {**_video_base("ama_0"), "question": "What is the bird doing?",
                              "answer": "It waddles towards the sea."},
-        "CapQA": {**_video_base("capqa_0"), "question": "What color is the penguin's beak?",
+        "CapQA": {**_video_base("capqa_0", GENERATED), "question": "What color is the penguin's beak?",
                   "answer": "Orange", "negative_answers": ["Blue", "Green", "Purple"],
                   "category": "attribute"},
-        "SubtitleQA": {**_video_base("subqa_0"), "question": "What does the narrator greet?",
-                       "answer": "The audience", "negative_answers": ["The penguin"], "category": "speech",
+        "SubtitleQA": {**_video_base("subqa_0", GENERATED), "question": "What does the narrator greet?",
+                       "answer": "The audience", "negative_answers": ["The penguin", "The sea", "Nobody"],
+                       "category": "speech",
                        "subtitles": cues},
         "VideoPoint": {**_video_base("vp_0"), "source": "youtube", "duration": 61.2, "label": "penguin",
                        "question": "Point to the penguins.", "count": 3,
@@ -78,17 +85,22 @@ def examples() -> dict[str, dict]:
         "VideoTrack": {**_video_base("vt_0"), "source": "mevis", "expression": "the person on the left",
                        "fps": 6.0, "width": 1280, "height": 720, "start_frame": 60, "end_frame": 63,
                        "timestamps": [0.0, 0.5, 1.0],
-                       "objects": [{"object_id": 0, "points": [{"x": 0.078, "y": 0.417}, None,
-                                                               {"x": 0.094, "y": 0.396}]},
-                                   {"object_id": 3, "points": [{"x": 0.156, "y": 0.208}, None, None]}]},
-        "MultiImageQA": {"key": "miqa_0", "image_set_id": "set_01", "image_ids": _images(),
+                       "objects": [{"object_id": 0, "points": [{"x": 0.078, "y": 0.417, "occluded": False},
+                                                               {"x": 0.08, "y": 0.41, "occluded": True},
+                                                               {"x": 0.094, "y": 0.396, "occluded": False}]},
+                                   {"object_id": 3, "points": [{"x": 0.156, "y": 0.208, "occluded": False},
+                                                               {"x": None, "y": None, "occluded": True}, None]}]},
+        "MultiImageQA": {"key": "miqa_0", "provenance": HUMAN, "image_set_id": "set_01",
+                         "image_ids": _images(),
                          "qa_pairs": [{"question": "Which image shows a cat?", "answer": "Image 2"},
                                       {"question": "¿Cuántos perros?", "answer": "Dos"}]},
-        "MultiImagePoint": {"key": "mip_0", "image_set_id": "set_01", "image_ids": _images(), "label": "dog",
+        "MultiImagePoint": {"key": "mip_0", "provenance": HUMAN, "image_set_id": "set_01", "image_ids": _images(),
+                            "label": "dog",
                             "question": "Point to every dog.", "count": 2,
                             "points": [{"image_index": 0, "x": 0.156, "y": 0.104},
                                        {"image_index": 2, "x": 0.469, "y": 0.417}]},
-        "SynMultiImageQA": {"key": "syn_0", "image_set_id": "set_02", "image_ids": ["chart_1", "table_1"],
+        "SynMultiImageQA": {"key": "syn_0", "provenance": GENERATED, "image_set_id": "set_02",
+                            "image_ids": ["chart_1", "table_1"],
                             "question": "Which year had the higher sales?",
                             "explanation": "The chart peaks in 2021 and the table agrees.", "answer": "2021",
                             "category": "chart"},
@@ -267,22 +279,25 @@ def _v1_video_point() -> dict:
 
 def test_migrate_v1_dict():
     v1 = _v1_video_point()
+    del v1["provenance"]
     snapshot = copy.deepcopy(v1)
     upgraded = migrate("VideoPoint", v1)
     assert v1 == snapshot, "migrate must not modify its input"
-    assert upgraded["schema_version"] == 2 and upgraded["points"][0] == {"time": 0.5, "x": 0.1, "y": 0.2}
+    assert upgraded["schema_version"] == 3 and upgraded["points"][0] == {"time": 0.5, "x": 0.1, "y": 0.2}
+    assert upgraded["provenance"] == {"method": "unrecorded"}
     record = validate("VideoPoint", v1)
-    assert record.schema_version == VideoPoint.SCHEMA_VERSION == 2
-    assert record == validate("VideoPoint", examples()["VideoPoint"])
+    assert record.schema_version == VideoPoint.SCHEMA_VERSION == 3
+    assert record == validate("VideoPoint", {**examples()["VideoPoint"], "provenance": {"method": "unrecorded"}})
     assert ("VideoPoint", 1) in migrations.registered_migrations()
 
 
-def test_v1_parquet_loads_as_v2():
+def test_v1_parquet_loads_as_current():
     v1 = _v1_video_point()
+    del v1["provenance"]
     table = pa.Table.from_pylist([v1]).replace_schema_metadata(
         {b"molmo2.record_type": b"VideoPoint", b"molmo2.schema_version": b"1"})
     back = from_table("VideoPoint", _parquet_roundtrip(table))
-    assert back == [validate("VideoPoint", examples()["VideoPoint"])]
+    assert back == [validate("VideoPoint", {**examples()["VideoPoint"], "provenance": {"method": "unrecorded"}})]
     # a v1 file without the schema_version column takes the version from the schema metadata
     no_column = _parquet_roundtrip(table.drop_columns(["schema_version"]))
     assert from_table("VideoPoint", no_column)[0].points[2].x == pytest.approx(0.55)
@@ -290,14 +305,14 @@ def test_v1_parquet_loads_as_v2():
 
 def test_future_version_rejected():
     data = examples()["VideoPoint"]
-    data["schema_version"] = 3
+    data["schema_version"] = 4
     err = _error("VideoPoint", data)
     assert "VideoPoint record 'vp_0' is invalid: schema_version:" in str(err)
-    assert "newer than the newest VideoPoint version this code reads (2)" in str(err)
+    assert "newer than the newest VideoPoint version this code reads (3)" in str(err)
     with pytest.raises(migrations.MigrationError, match="upgrade molmo2-data"):
         migrate("VideoPoint", data)
     table = to_table("VideoPoint", [examples()["VideoPoint"]])
-    future = table.set_column(1, "schema_version", pa.array([3]))
+    future = table.set_column(1, "schema_version", pa.array([4]))
     with pytest.raises(RecordValidationError, match="newer than"):
         from_table("VideoPoint", future)
 
@@ -366,7 +381,7 @@ def test_v1_asset_records_gain_given_id(name):
     v1 = copy.deepcopy(examples()[name])
     v1["schema_version"] = 1
     upgraded = migrate(name, v1)
-    assert upgraded["schema_version"] == 2 and upgraded["given_id"] is None
+    assert upgraded["schema_version"] == get_record_type(name).SCHEMA_VERSION and upgraded["given_id"] is None
     if name == "image_set":
         assert all(image["given_id"] is None for image in upgraded["images"])
     table = pa.Table.from_pylist([v1]).replace_schema_metadata(

@@ -11,7 +11,7 @@ from schemas.tracks import resample_track, track_entries
 
 
 def record(times, objects):
-    return {"key": "t", "video_id": "v", "clip_id": "c", "clip_start": 10.0, "clip_end": 12.0, "source": "ls",
+    return {"key": "t", "provenance": {"method": "unrecorded"}, "video_id": "v", "clip_id": "c", "clip_start": 10.0, "clip_end": 12.0, "source": "ls",
             "expression": "cars", "fps": 5.0, "width": 64, "height": 48, "start_frame": 0,
             "end_frame": len(times) - 1, "timestamps": times,
             "objects": [{"object_id": i + 1, "points": pts} for i, pts in enumerate(objects)]}
@@ -36,7 +36,8 @@ def test_resample_picks_the_frame_displayed_at_each_given_time():
     # None computes the Molmo 2 sample times of the record's own clip bounds (2 s -> 0.0 .. 2.0 by 0.5)
     assert resample_track(rec)["timestamps"] == [0.0, 0.5, 1.0, 1.5, 2.0]
     # a pydantic record works too
-    assert resample_track(validate("VideoTrack", rec), [1.0])["objects"][0]["points"] == [{"x": 0.25, "y": 0.5}]
+    assert resample_track(validate("VideoTrack", rec), [1.0])["objects"][0]["points"] == [
+        {"x": 0.25, "y": 0.5, "occluded": False}]
 
 
 def test_resample_rejects_times_before_the_first_frame_and_unsorted_times():
@@ -50,7 +51,7 @@ def test_resample_rejects_times_before_the_first_frame_and_unsorted_times():
 def test_occluded_flags_travel_and_become_occluded_entries():
     occluded = {"x": 0.3, "y": 0.3, "occluded": True}
     rec = record([0.0, 0.5, 1.0], [[{"x": 0.1, "y": 0.1}, occluded, None], [None, {"x": 0.9, "y": 0.9}, None]])
-    out = resample_track(rec, [0.0, 0.5, 1.0])
+    out = resample_track(validate("VideoTrack", rec), [0.0, 0.5, 1.0])
     assert out["objects"][0]["points"][1] == occluded
     entries = track_entries(out)
     assert entries == [
