@@ -19,14 +19,18 @@ record or send the task to review. Definitions (thresholds in ``AgreementConfig`
   where an object's per-frame partner differs from its previous partner; the larger count of
   the two directions is reported. ``id_consistency`` = share of per-frame matches that agree
   with the object matching.
-* **Text** (AskModelAnything, Cap): exact match and normalized match (NFKC, lowercase,
-  punctuation dropped, whitespace collapsed), plus token F1 for information.
+* **Text** (AskModelAnything, Cap, MultiImageQA): exact match and normalized match (NFKC,
+  lowercase, punctuation dropped, whitespace collapsed), plus token F1 for information.
+  MultiImageQA compares its question/answer pairs in order; a different number of pairs never
+  matches.
 
 With more than two annotators every pair is scored; the reported ``figures`` are those of the
 worst pair. Merging uses the first record (lowest annotation id) as reference: points and
 objects matched by every other annotator are kept and averaged (times and image indices from
 the reference; an object visible to only some annotators on a frame keeps the mean of those);
-unmatched ones are dropped; text keeps the reference text when all are normalized-equal.
+unmatched ones are dropped; text keeps the reference text when all are normalized-equal. A merged
+track keeps occlusion: on a frame where no annotator sees a kept object but one or more mark it
+occluded, it is occluded (at the mean of the positions given, or with none); otherwise absent.
 
 The matching, track scores and text normalization are ``schemas.metrics`` (one definition, which
 the trainer's evaluation uses too); this module adds the thresholds, the decision and the merge.
@@ -170,20 +174,41 @@ def _first_seen(obj: np.ndarray) -> tuple[int, float, float]:
     return t, float(obj[t, 0]), float(obj[t, 1])
 
 
+def _occluded_view(record: dict) -> np.ndarray:
+    """(objects, frames, 3): 1 where an object is marked occluded, and its position (NaN when none)."""
+    arr = np.full((len(record["objects"]), len(record["timestamps"]), 3), np.nan)
+    for i, obj in enumerate(record["objects"]):
+        for t, p in enumerate(obj["points"]):
+            if p is not None and p.get("occluded"):
+                arr[i, t] = (1.0, np.nan if p.get("x") is None else p["x"], np.nan if p.get("y") is None else p["y"])
+    return arr
+
+
 def _merge_tracks(records: Sequence[dict], config: AgreementConfig, key: str) -> dict:
     ref = track_array(records[0])
     others = [track_array(r) for r in records[1:]]
+    hidden = [_occluded_view(r) for r in records]
     partners = [dict(match_objects(ref, o, config.track_object_distance)[0]) for o in others]
     kept = []
     for i in range(len(ref)):
         if all(i in m for m in partners):
             stack = np.stack([ref[i]] + [o[m[i]] for o, m in zip(others, partners)])
+            occ = np.stack([hidden[0][i]] + [h[m[i]] for h, m in zip(hidden[1:], partners)])
             with warnings.catch_warnings():  # frames nobody saw: mean of nothing is NaN
                 warnings.simplefilter("ignore", RuntimeWarning)
-                kept.append(np.nanmean(stack, axis=0))
-    kept.sort(key=_first_seen)  # ids by first appearance, then (x, y) there
-    objects = [{"object_id": n + 1,
-                "points": [None if np.isnan(p[0]) else {"x": float(p[0]), "y": float(p[1])} for p in obj]}
+                kept.append((np.nanmean(stack, axis=0), np.nanmax(occ[:, :, 0], axis=0),
+                             np.nanmean(occ[:, :, 1:], axis=0)))
+    kept.sort(key=lambda k: _first_seen(k[0]))  # ids by first appearance, then (x, y) there
+
+    def entry(p: np.ndarray, occluded: float, at: np.ndarray) -> Optional[dict]:
+        if not np.isnan(p[0]):
+            return {"x": float(p[0]), "y": float(p[1]), "occluded": False}
+        if occluded == 1.0:
+            return {"x": None if np.isnan(at[0]) else float(at[0]), "y": None if np.isnan(at[1]) else float(at[1]),
+                    "occluded": True}
+        return None
+
+    objects = [{"object_id": n + 1, "points": [entry(p, o, a) for p, o, a in zip(*obj)]}
                for n, obj in enumerate(kept)]
     merged = copy.deepcopy(records[0])
     merged.update(key=key, objects=objects)
@@ -193,15 +218,23 @@ def _merge_tracks(records: Sequence[dict], config: AgreementConfig, key: str) ->
 # ----------------------------------------------------------------------------- text
 
 
-_TEXT_FIELDS = {"AskModelAnything": ("question", "answer"), "Cap": ("clip_caption",)}
+_TEXT_FIELDS = {"AskModelAnything": ("question", "answer"), "Cap": ("clip_caption",), "MultiImageQA": ("qa_pairs",)}
+
+
+def _texts(dataset: str, record: dict) -> list[str]:
+    if dataset == "MultiImageQA":
+        return [text for qa in record["qa_pairs"] for text in (qa["question"], qa["answer"])]
+    return [record[f] for f in _TEXT_FIELDS[dataset]]
 
 
 def _text_pair(dataset: str, ra: dict, rb: dict) -> dict[str, float]:
-    fields = _TEXT_FIELDS[dataset]
+    ta, tb = _texts(dataset, ra), _texts(dataset, rb)
+    if len(ta) != len(tb):  # MultiImageQA: another number of pairs
+        return {"exact": 0.0, "normalized": 0.0, "token_f1": 0.0}
     return {
-        "exact": float(all(ra[f] == rb[f] for f in fields)),
-        "normalized": float(all(normalize_text(ra[f]) == normalize_text(rb[f]) for f in fields)),
-        "token_f1": min(token_f1(ra[f], rb[f]) for f in fields),
+        "exact": float(ta == tb),
+        "normalized": float(all(normalize_text(a) == normalize_text(b) for a, b in zip(ta, tb))),
+        "token_f1": min((token_f1(a, b) for a, b in zip(ta, tb)), default=1.0),
     }
 
 
@@ -213,7 +246,8 @@ def assess(dataset: str, records: Sequence[dict], annotators: Sequence[str], key
     """Score every pair of annotators of one task, then merge or send to review.
 
     Args:
-        dataset: ``VideoPoint``, ``MultiImagePoint``, ``VideoTrack``, ``AskModelAnything`` or ``Cap``.
+        dataset: ``VideoPoint``, ``MultiImagePoint``, ``VideoTrack``, ``AskModelAnything``, ``Cap`` or
+            ``MultiImageQA``.
         records: the annotators' record dicts for the task (two or more), reference first.
         annotators: a name per record (annotation ids), used in ``pairs`` and reasons.
         key: the key the merged record gets.
@@ -256,7 +290,8 @@ def assess(dataset: str, records: Sequence[dict], annotators: Sequence[str], key
         else:
             raise ValueError(f"no agreement rule for dataset {dataset!r}")
         pairs.append({"a": names[i], "b": names[j], **fig})
-    primary = {"VideoTrack": "frame_f1", "AskModelAnything": "token_f1", "Cap": "token_f1"}.get(dataset, "f1")
+    primary = {"VideoTrack": "frame_f1", "AskModelAnything": "token_f1", "Cap": "token_f1",
+               "MultiImageQA": "token_f1"}.get(dataset, "f1")
     worst = min(pairs, key=lambda p: (p.get("normalized", 1.0), p[primary]))
     figures = {k: v for k, v in worst.items() if k not in ("a", "b")}
     if reasons:

@@ -2,31 +2,36 @@
 
 One job: given a task's ``data`` (the contract of ``annotation.tasks``) and one annotation's
 ``result`` list, produce the dataset record as a plain dict (validated later by
-``annotation.normalize`` against ``schemas.records``), or raise ``ExportProblem``.
+``annotation.normalize`` against ``schemas.records``, which also adds its ``provenance``), or
+raise ``ExportProblem``.
 
 | kind               | dataset          | from the annotation                                           |
 |--------------------|------------------|---------------------------------------------------------------|
 | video_point        | VideoPoint       | keypoints -> ``data.timestamps[item_index]``, x, y; unsure    |
 | video_track        | VideoTrack       | box tracks -> centers at every mp4 frame (``data.frame_times``) |
+|                    |                  | with occluded spans and relations (``annotation.ls_tracks``)  |
 | multi_image_point  | MultiImagePoint  | keypoints -> image index, x, y; unsure                        |
+| multi_image_qa     | MultiImageQA     | question_n / answer_n texts -> ``qa_pairs`` in n order        |
 | ask_model_anything | AskModelAnything | question, answer texts                                        |
 | caption            | Cap              | caption text; quality rating -> ``annotation_score``          |
 
 Fields the task data does not carry come from the known clip (``clip_start``/``clip_end``/size)
-or from defaults named in ``TaskInfo``: ``source`` and VideoPoint ``category``; VideoPoint
-``duration`` (of the whole source video) is ``data.video_duration``, else ``clip_end`` (the
-smallest value the record allows). Track objects get ids 1..N by first visible frame, then (x, y)
-there, then result id; one ``videorectangle`` result is one object (a track with no keyframe is
-an ``empty_track`` problem, never left out silently).
+and the known source video (``source``, VideoPoint ``duration``: ``annotation.normalize`` puts
+the video record's values into the data), else from ``TaskInfo`` (``source`` when configured,
+VideoPoint ``category``). A VideoPoint or VideoTrack whose source (or VideoPoint whose source
+video duration) is known from nowhere is a ``missing_field`` problem: no placeholder is written.
+Track objects get ids 1..N by first visible frame, then (x, y) there, then result id; one
+``videorectangle`` result is one object (a track with no keyframe is an ``empty_track`` problem,
+never left out silently).
 
 Before any label is read the task data is checked (:func:`annotation.ls_task_data.check_task_data`).
 A result of a control the project's config does not have, writing a result type the config never
-writes (a ``timelinelabels`` region, a ``relation``), carries nothing a record holds: it is
-returned in ``Built.skipped`` for its own failure record and the other results still make the
-record. An unknown control writing a type the config uses (a misspelled ``points``) may hold
-labels the record needs, so it fails the annotation. A VideoPoint whose points lie off Molmo 2's
-0.5 s grid (a clip pushed before push checked the grid) gets a review note: held for a person,
-never dropped.
+writes (a ``timelinelabels`` region in a point project, a ``relation`` outside ``video_track``),
+carries nothing a record holds: it is returned in ``Built.skipped`` for its own failure record
+and the other results still make the record. An unknown control writing a type the config uses
+(a misspelled ``points``) may hold labels the record needs, so it fails the annotation. A
+VideoPoint whose points lie off Molmo 2's 0.5 s grid (a clip pushed before push checked the
+grid) gets a review note: held for a person, never dropped.
 """
 from __future__ import annotations
 
@@ -39,25 +44,28 @@ from annotation.ls_results import (
     control_target,
     control_types,
     number,
-    read_keyframes,
     read_keypoint,
     read_labels,
     read_rating,
     read_text,
     require,
-    track_centers,
 )
 from annotation.ls_task_data import check_task_data
+from annotation.ls_tracks import RELATION, track_objects
 from schemas.records import point_time_on_grid
 
 __all__ = ["KIND_DATASET", "VIDEO_KINDS", "TaskInfo", "Built", "Skipped", "build_record"]
 
 KIND_DATASET: dict[str, str] = {
     "video_point": "VideoPoint", "video_track": "VideoTrack", "multi_image_point": "MultiImagePoint",
-    "ask_model_anything": "AskModelAnything", "caption": "Cap",
+    "multi_image_qa": "MultiImageQA", "ask_model_anything": "AskModelAnything", "caption": "Cap",
 }
 VIDEO_KINDS = frozenset({"video_point", "video_track", "ask_model_anything", "caption"})
 UNSURE = "unsure"
+QA_SLOTS = 3
+"""Question/answer pairs a ``multi_image_qa`` task holds (``question_1``/``answer_1`` ... ``_3``)."""
+RELATION_KINDS = frozenset({"video_track"})
+"""Kinds whose ``relation`` results mean something (an occluded span linked to its box track)."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +75,9 @@ class TaskInfo:
     id: int
     kind: str
     data: dict[str, Any]
-    source: str
-    """``source`` of VideoPoint/VideoTrack records when ``data`` has none."""
+    source: Optional[str]
+    """``source`` of VideoPoint/VideoTrack records when neither ``data`` nor the video record has
+    one; None: such a record is a ``missing_field`` problem."""
     category: str
     """VideoPoint ``category`` when ``data`` has none."""
     clip: Optional[dict] = None
@@ -116,6 +125,9 @@ def _results(task: TaskInfo, annotation: dict, where: str) -> tuple[Results, lis
         at = f"{where} result {rid!r}" if rid is not None else f"{where} result #{i}"
         name = r.get("from_name") if isinstance(r, dict) else None
         rtype = r.get("type") if isinstance(r, dict) else None
+        if rtype == "relation" and task.kind in RELATION_KINDS:
+            out.append((RELATION, r, at))
+            continue
         if not (isinstance(name, str) and name in types) and isinstance(rtype, str) and rtype not in types.values():
             skipped.append(Skipped(at, ExportProblem(
                 "unknown_control", f"{at}: a {rtype!r} result of control {name!r}, which the {task.kind} config "
@@ -147,6 +159,15 @@ def _clip(task: TaskInfo) -> dict[str, Any]:
     return {name: require(d, name, task.where) for name in ("video_id", "clip_id", "clip_start", "clip_end")}
 
 
+def _source(task: TaskInfo) -> str:
+    found = task.data.get("source") or task.source
+    if not found:
+        raise ExportProblem("missing_field", f"{task.where}.source is missing and the source of video "
+                            f"{task.data.get('video_id')!r} is not known: normalize with the ingest output "
+                            f"(annotate normalize --ingest), whose videos.parquet has it")
+    return found
+
+
 def _unsure(name: str, r: dict, at: str, task: TaskInfo) -> bool:
     return UNSURE in read_labels(r, at, "choices", allowed_labels(task.kind, name))
 
@@ -176,8 +197,8 @@ def _video_point(task: TaskInfo, results: Results, key: str, where: str) -> Buil
     points.sort(key=lambda p: (p["time"], p["x"], p["y"]))
     clip = _clip(task)
     record = {
-        "key": key, **clip, "source": d.get("source") or task.source,
-        "duration": d.get("video_duration", clip["clip_end"]), "label": require(d, "label", task.where),
+        "key": key, **clip, "source": _source(task),
+        "duration": require(d, "video_duration", task.where), "label": require(d, "label", task.where),
         "question": require(d, "query", task.where), "count": len(points), "points": points,
         "category": d.get("category") or task.category, "annotator_unsure": unsure,
     }
@@ -206,29 +227,16 @@ def _multi_image_point(task: TaskInfo, results: Results, key: str, where: str) -
 def _video_track(task: TaskInfo, results: Results, key: str, where: str) -> Built:
     d = task.data
     frame_times, indices, fps = d["frame_times"], d["frame_indices"], d["fps"]  # checked by check_task_data
-    n = len(frame_times)
     width = number(require(d, "width", task.where), f"{task.where}.width", 1.0)
     height = number(require(d, "height", task.where), f"{task.where}.height", 1.0)
-    found = []
-    for name, r, at in results:
-        if name == "box":
-            rid = str(require(r, "id", at))
-            keyframes = read_keyframes(r, at, n, fps, allowed_labels(task.kind, name))
-            centers = track_centers(keyframes, n, width, height, at)
-            first = next(i for i, c in enumerate(centers) if c is not None)  # a keyframe shows its own frame
-            found.append(((first, *centers[first], rid), centers))
-        else:
-            read_labels(r, at, "labels", allowed_labels(task.kind, name))
-    found.sort(key=lambda item: item[0])
-    objects = [{"object_id": i + 1, "points": [None if c is None else {"x": c[0], "y": c[1]} for c in centers]}
-               for i, (_, centers) in enumerate(found)]
+    tracks = track_objects(results, task.kind, len(frame_times), fps, width, height)
     record = {
-        "key": key, **_clip(task), "source": d.get("source") or task.source,
+        "key": key, **_clip(task), "source": _source(task),
         "expression": require(d, "expression", task.where), "fps": fps,
         "width": d["width"], "height": d["height"], "start_frame": indices[0], "end_frame": indices[-1],
-        "timestamps": [float(t) for t in frame_times], "objects": objects,
+        "timestamps": [float(t) for t in frame_times], "objects": tracks.objects,
     }
-    return Built(record)
+    return Built(record, tracks.notes, [Skipped(at, problem, r) for at, problem, r in tracks.unused])
 
 
 def _texts(task: TaskInfo, results: Results, where: str, wanted: tuple[str, ...]) -> tuple[dict[str, str], list]:
@@ -247,6 +255,29 @@ def _texts(task: TaskInfo, results: Results, where: str, wanted: tuple[str, ...]
     return texts, ratings
 
 
+def _multi_image_qa(task: TaskInfo, results: Results, key: str, where: str) -> Built:
+    names = tuple(f"{side}_{n}" for n in range(1, QA_SLOTS + 1) for side in ("question", "answer"))
+    texts: dict[str, str] = {}
+    for name, r, at in results:
+        if name in names:
+            if name in texts:
+                raise ExportProblem("bad_value", f"{at}: a second {name!r} text; the config allows one")
+            texts[name] = read_text(r, at)
+    pairs = []
+    for n in range(1, QA_SLOTS + 1):
+        q, a = texts.get(f"question_{n}"), texts.get(f"answer_{n}")
+        if (q is None) != (a is None):
+            raise ExportProblem("missing_field", f"{where}: pair {n} has a{'n answer' if q is None else ' question'} "
+                                f"but no {'question' if q is None else 'answer'} (question_{n} / answer_{n})")
+        if q is not None:
+            pairs.append({"question": q, "answer": a})
+    if not pairs:
+        raise ExportProblem("missing_field", f"{where} has no question/answer pair")
+    d = task.data
+    return Built({"key": key, "image_set_id": require(d, "set_id", task.where), "image_ids": d["image_ids"],
+                  "qa_pairs": pairs})
+
+
 def _ask_model_anything(task: TaskInfo, results: Results, key: str, where: str) -> Built:
     texts, _ = _texts(task, results, where, ("question", "answer"))
     return Built({"key": key, **_clip(task), "question": texts["question"], "answer": texts["answer"]})
@@ -260,7 +291,7 @@ def _caption(task: TaskInfo, results: Results, key: str, where: str) -> Built:
 
 _BUILDERS: dict[str, Callable[[TaskInfo, Results, str, str], Built]] = {
     "video_point": _video_point, "video_track": _video_track, "multi_image_point": _multi_image_point,
-    "ask_model_anything": _ask_model_anything, "caption": _caption,
+    "multi_image_qa": _multi_image_qa, "ask_model_anything": _ask_model_anything, "caption": _caption,
 }
 
 

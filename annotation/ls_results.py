@@ -27,6 +27,10 @@ into numbers this project trusts, or raise ``ExportProblem`` naming the field an
 
   The export's ``time`` field is never read: frame ``f`` is shown from ``(f - 1) / fps`` while
   ``time`` says ``f / fps``.
+* timeline spans (``timelinelabels``): ``value.ranges`` of 1-based frame numbers, inclusive, the
+  frame numbering of the box tracks on the same ``<Video>``; and relations (``type:
+  "relation"``, ``from_id``/``to_id`` naming two regions of the annotation), which link an
+  ``occluded`` span to the box track it is about.
 * text (``textarea``: ``value.text`` is a list of strings), choices and ratings.
 """
 from __future__ import annotations
@@ -41,8 +45,8 @@ from typing import Any, Optional, Sequence
 from annotation.tasks import label_config
 
 __all__ = ["ExportProblem", "Keypoint", "Keyframe", "control_types", "control_target", "allowed_labels", "number",
-           "require",
-           "read_keypoint", "read_labels", "read_text", "read_rating", "read_keyframes", "track_centers"]
+           "require", "read_keypoint", "read_labels", "read_text", "read_rating", "read_keyframes", "track_centers",
+           "read_spans", "read_relation"]
 
 CENTER_SLACK = 1e-9
 """Float slack (fraction of the image) allowed on a computed box center before it is out of range."""
@@ -384,3 +388,57 @@ def track_centers(keyframes: Sequence[Keyframe], n_frames: int, width_px: float,
             box = prev  # held after the last keyframe
         out.append(_center(box, width_px, height_px, where))
     return out
+
+
+# ----------------------------------------------------------------------------- timeline spans, relations
+
+
+def read_spans(result: dict, where: str, n_frames: int,
+               allowed: frozenset[str]) -> tuple[list[str], list[tuple[int, int]]]:
+    """A ``timelinelabels`` result: its labels and its frame ranges.
+
+    Args:
+        result: the result item.
+        where: message prefix naming task, annotation and result.
+        n_frames: frames of the task's mp4; ranges must lie within ``1..n_frames``.
+        allowed: labels the config allows.
+
+    Returns:
+        ``(labels, [(start, end), ...])``: 1-based frames, inclusive, ``start <= end``.
+
+    Raises:
+        ExportProblem: missing or malformed ranges, a non-integer frame, ``end < start``, an unknown
+            label, or a frame outside the clip (``frame_out_of_clip``).
+    """
+    value = require(result, "value", where)
+    labels = _check_labels(value, "timelinelabels", allowed, where, required=True)
+    ranges = require(value, "ranges", f"{where}.value")
+    if not isinstance(ranges, list) or not ranges:
+        raise ExportProblem("bad_value", f"{where}.value.ranges must be a non-empty list, got {ranges!r}")
+    out = []
+    for i, r in enumerate(ranges):
+        at = f"{where}.value.ranges[{i}]"
+        start = _integer(require(r, "start", at), f"{at}.start")
+        end = _integer(require(r, "end", at), f"{at}.end")
+        if end < start:
+            raise ExportProblem("bad_value", f"{at}: end {end} is before start {start}")
+        if start < 1 or end > n_frames:
+            raise ExportProblem("frame_out_of_clip", f"{at}: frames {start}-{end} are outside the clip's frames "
+                                f"1..{n_frames}")
+        out.append((start, end))
+    return labels, out
+
+
+def read_relation(result: dict, where: str) -> tuple[str, str]:
+    """A ``relation`` result: the ids of the two regions it links (``from_id``, ``to_id``).
+
+    Raises:
+        ExportProblem: a missing or non-text id.
+    """
+    ids = []
+    for name in ("from_id", "to_id"):
+        value = require(result, name, where)
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise ExportProblem("bad_value", f"{where}.{name} must be a region id, got {value!r}")
+        ids.append(str(value))
+    return ids[0], ids[1]

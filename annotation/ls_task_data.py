@@ -174,7 +174,7 @@ def check_task_data(kind: str, data: dict, clip: Optional[dict], where: str) -> 
         ExportProblem: ``missing_field``, ``bad_value``, ``inconsistent_task``, ``bad_media`` or
             ``clip_mismatch``.
     """
-    if kind == "multi_image_point":
+    if kind in ("multi_image_point", "multi_image_qa"):
         images, ids = _list(data, "images", where), _list(data, "image_ids", where)
         sizes = {n: _list(data, n, where) for n in ("widths", "heights") if n in data}
         _same_length(where, "one per image of the set", images=images, image_ids=ids, **sizes)

@@ -5,6 +5,14 @@ One job: read an export (a list of tasks ``{id, data, annotations: [...], ...}``
 per thing that could not be used, and for tasks with several annotators the agreement and the
 decision (merge or review). Pure: no server, no files written.
 
+Every record says how it was made (``provenance``, ``schemas.provenance``): the project title and
+snapshot version the caller names (``Origin``), the task id, and the annotation ids and
+annotators (``completed_by``: the user's e-mail when the export gives an object, else the user
+id as text) it was made from: one for an annotator's record, all of them for a consensus.
+VideoPoint and VideoTrack records hold the source video's real ``source`` (and VideoPoint its
+``duration``): from ``known_videos`` (the ingest's ``videos.parquet``) when given, which wins
+over the task data, else from the task data push wrote.
+
     export (list | bytes | str JSON text | Path)
       -> load_export                      -> [task dict]          | one failure for the file
       -> per task: _task                  -> TaskInfo             | failure (task-level)
@@ -17,7 +25,7 @@ decision (merge or review). Pure: no server, no files written.
 Failure records (``schemas`` ``failure``, stage ``annotation``, outcome ``failed``) have an
 ``error_type`` among: ``not_json`` / ``bad_export`` (the whole file), ``bad_task``,
 ``missing_field``, ``bad_value``, ``out_of_range``, ``unknown_label``, ``unknown_control``,
-``unknown_kind``, ``frame_out_of_clip``, ``duplicate_id`` (task ids, task keys, annotation ids
+``unknown_kind``, ``unknown_video``, ``frame_out_of_clip``, ``duplicate_id`` (task ids, task keys, annotation ids
 or result ids seen twice: every copy fails, none is trusted), ``unknown_clip``, ``cancelled``
 (``was_cancelled: true``), ``inconsistent_task``, ``bad_media`` and ``clip_mismatch`` (task data
 that cannot be trusted, see ``annotation.ls_task_data``), ``empty_track`` (a track with no
@@ -47,12 +55,13 @@ from typing import Any, Optional, Union
 
 from annotation.agreement import Agreement, AgreementConfig, assess
 from annotation.ls_records import KIND_DATASET, VIDEO_KINDS, Skipped, TaskInfo, build_record
+from annotation.tasks import SOURCE_KINDS
 from annotation.ls_results import ExportProblem, require
-from schemas.records import RecordValidationError, validate
+from schemas.records import RecordValidationError, human_provenance, validate
 from schemas.tracks import resample_track
 
-__all__ = ["NormalizeConfig", "NormalizedExport", "ReviewItem", "ExportProblem", "normalize_export",
-           "load_export", "record_key", "resample_track", "STAGE"]
+__all__ = ["NormalizeConfig", "NormalizedExport", "Origin", "ReviewItem", "ExportProblem", "normalize_export",
+           "load_export", "record_key", "resample_track", "annotator", "STAGE"]
 
 STAGE = "annotation"
 Export = Union[list, bytes, bytearray, str, Path]
@@ -62,16 +71,30 @@ Export = Union[list, bytes, bytearray, str, Path]
 class NormalizeConfig:
     """Settings of ``normalize_export``."""
 
-    source: str = "labelstudio"
-    """``source`` of VideoPoint/VideoTrack records whose task data has no ``source``."""
+    source: Optional[str] = None
+    """``source`` of VideoPoint/VideoTrack records when neither the known video nor the task data
+    has one; None (the default): such a record fails with ``missing_field``."""
     category: str = "object"
     """VideoPoint ``category`` when the task data has no ``category``."""
     agreement: AgreementConfig = field(default_factory=AgreementConfig)
     """Thresholds for tasks with several annotators."""
 
     def __post_init__(self) -> None:
-        if not self.source or not self.category:
-            raise ValueError("source and category must be non-empty")
+        if self.source == "" or not self.category:
+            raise ValueError("source (when given) and category must be non-empty")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an export comes from: the Label Studio project title and the pulled snapshot version."""
+
+    project: str
+    snapshot_version: int
+
+    def __post_init__(self) -> None:
+        if not self.project or isinstance(self.snapshot_version, bool) or not isinstance(self.snapshot_version, int) \
+                or self.snapshot_version < 1:
+            raise ValueError(f"an Origin needs a project title and a snapshot version >= 1, got {self!r}")
 
 
 @dataclass(frozen=True)
@@ -217,8 +240,9 @@ def _clip_record(clip: Any) -> dict:
     return clip.model_dump() if hasattr(clip, "model_dump") else dict(clip)
 
 
-def _task(task: Any, dups: tuple[set, set, set], known_clips: Any, config: NormalizeConfig) -> tuple[TaskInfo, str]:
-    """Check a task and complete its data from the known clip; returns ``(TaskInfo, task key)``."""
+def _task(task: Any, dups: tuple[set, set, set], known_clips: Any, known_videos: Optional[Mapping[str, Any]],
+          config: NormalizeConfig) -> tuple[TaskInfo, str]:
+    """Check a task and complete its data from the known clip and video; returns ``(TaskInfo, task key)``."""
     if not isinstance(task, dict):
         raise ExportProblem("bad_task", f"a task must be an object, got {type(task).__name__}")
     tid = require(task, "id", "task")
@@ -253,10 +277,33 @@ def _task(task: Any, dups: tuple[set, set, set], known_clips: Any, config: Norma
                               ("width", "frame_width"), ("height", "frame_height")):
                 if data.get(name) is None and clip.get(src) is not None:
                     data[name] = clip[src]
+    if kind in SOURCE_KINDS and known_videos is not None:
+        video_id = data.get("video_id")
+        if video_id not in known_videos:
+            raise ExportProblem("unknown_video", f"{where}: video {video_id!r} is not among the known videos, "
+                                f"whose source and duration the record holds")
+        video = _clip_record(known_videos[video_id])
+        data["source"], data["video_duration"] = video["source"], video["duration"]  # the videos table wins
     return TaskInfo(tid, kind, data, config.source, config.category, clip), task_key
 
 
-def _annotation(info: TaskInfo, ann: Any, dups: set, base: str) -> tuple[int, dict, list[str], list[Skipped]]:
+def annotator(ann: dict, where: str) -> str:
+    """Who made an annotation, as the export says (``completed_by``): an e-mail, else the user id as text.
+
+    Raises:
+        ExportProblem: ``missing_field`` when the export does not say (provenance needs it).
+    """
+    who = ann.get("completed_by")
+    if isinstance(who, dict):
+        who = who.get("email") or who.get("id")
+    if isinstance(who, bool) or not isinstance(who, (int, str)) or who == "":
+        raise ExportProblem("missing_field", f"{where}.completed_by is {who!r}: who annotated is part of the "
+                            f"record's provenance")
+    return str(who)
+
+
+def _annotation(info: TaskInfo, ann: Any, dups: set, base: str,
+                origin: Origin) -> tuple[int, dict, list[str], list[Skipped]]:
     """One annotation -> ``(annotation id, record, review notes, results left out)``.
 
     The record is validated; one held for review (it has notes) that breaks its schema is kept
@@ -276,12 +323,14 @@ def _annotation(info: TaskInfo, ann: Any, dups: set, base: str) -> tuple[int, di
     if cancelled:
         raise ExportProblem("cancelled", f"{where} was cancelled (skipped) by annotator "
                             f"{ann.get('completed_by')!r}; it holds no labels")
+    who = annotator(ann, where)
     try:
         built = build_record(info, ann, f"{base}-a{aid}", where)
     except ExportProblem as p:  # a task-data problem is reported on each annotation it spoils
         if str(p).startswith(where):
             raise
         raise ExportProblem(p.error_type, f"{where}: {p}") from None
+    built.record["provenance"] = human_provenance(origin.project, origin.snapshot_version, info.id, [(aid, who)])
     try:
         return aid, validate(KIND_DATASET[info.kind], built.record).model_dump(), built.notes, built.skipped
     except RecordValidationError as exc:
@@ -305,8 +354,13 @@ def _decide(run: _Run, info: TaskInfo, task_key: str, base: str, good: list[tupl
     run.out.agreements.append(agreement)
     reasons = list(agreement.reasons) + notes
     if agreement.decision == "merged" and not notes:
+        made_of = [(a, who) for r in records for a, who in zip(r["provenance"]["annotation_ids"],
+                                                                r["provenance"]["annotators"])]
+        first = records[0]["provenance"]
+        merged = {**agreement.merged, "provenance": human_provenance(first["project"], first["snapshot_version"],
+                                                                      info.id, made_of)}
         try:
-            run.keep(dataset, validate(dataset, agreement.merged).model_dump())
+            run.keep(dataset, validate(dataset, merged).model_dump())
             return
         except RecordValidationError as exc:
             reasons.append(f"the merged record is invalid: {exc}")
@@ -314,7 +368,8 @@ def _decide(run: _Run, info: TaskInfo, task_key: str, base: str, good: list[tupl
 
 
 def normalize_export(export: Export, known_clips: Optional[Union[set, frozenset, Mapping[str, Any]]] = None,
-                     config: Optional[NormalizeConfig] = None) -> NormalizedExport:
+                     config: Optional[NormalizeConfig] = None, *, origin: Origin,
+                     known_videos: Optional[Mapping[str, Any]] = None) -> NormalizedExport:
     """Normalize one Label Studio snapshot export.
 
     Args:
@@ -324,6 +379,10 @@ def normalize_export(export: Export, known_clips: Optional[Union[set, frozenset,
             ``clip_start``, ``clip_end``, ``video_id``, ``width`` and ``height`` where the task
             data lacks them.
         config: defaults and agreement thresholds.
+        origin: the project title and snapshot version of the export (the records' provenance).
+        known_videos: ``{video id: VideoAsset record (dict or model)}`` (``videos.parquet``): the
+            ``source`` and ``duration`` of VideoPoint / VideoTrack records come from it, and their
+            tasks fail with ``unknown_video`` when their video is not in it.
 
     Returns:
         A ``NormalizedExport``. A file that is not JSON (or not a list) gives exactly one failure.
@@ -347,7 +406,7 @@ def normalize_export(export: Export, known_clips: Optional[Union[set, frozenset,
         tid = task.get("id") if isinstance(task, dict) else None
         base_id = f"task{tid}" if isinstance(tid, int) and not isinstance(tid, bool) else f"task-at-{pos}"
         try:
-            info, task_key = _task(task, dups, known_clips, run.config)
+            info, task_key = _task(task, dups, known_clips, known_videos, run.config)
         except Exception as exc:  # noqa: BLE001 - one bad task never stops the file
             p = _problem(exc, f"task {tid}")
             run.fail(base_id, f"task {tid}" if tid is not None else f"task at position {pos}", p.error_type,
@@ -362,7 +421,7 @@ def normalize_export(export: Export, known_clips: Optional[Union[set, frozenset,
             aid = ann.get("id") if isinstance(ann, dict) else None
             suffix = f"-a{aid}" if isinstance(aid, int) and not isinstance(aid, bool) else f"-at-{k}"
             try:
-                aid, record, notes, skipped = _annotation(info, ann, dups[2], base)
+                aid, record, notes, skipped = _annotation(info, ann, dups[2], base, origin)
             except Exception as exc:  # noqa: BLE001 - one bad annotation never stops the task
                 p = _problem(exc, f"task {info.id} annotation")
                 run.fail(base_id + suffix, f"task {info.id} annotation {aid}", p.error_type, str(p),

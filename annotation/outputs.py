@@ -13,7 +13,7 @@ one kind never share a file)::
         normalized.json       the manifest, written last:
             {"format": 1, "project": title,
              "snapshots": [{"version", "file", "path", "sha256", "bytes", "tasks", "annotations"}],
-             "inputs": {"clips": {"path", "sha256", "bytes"}} (the ingest table of known clips, if any),
+             "inputs": {"clips"|"videos": {"path", "sha256", "bytes"}} (the ingest tables read, if any),
              "outputs": {file name: {"sha256", "bytes", "rows"}},
              "counts": {"records": {dataset: n}, "failures": {error type: n}, "review": n,
                         "agreements": n, "unannotated": n}}

@@ -39,8 +39,10 @@ KIND_MARKER = "molmo2-data kind: "
 
 DESCRIPTIONS: dict[str, str] = {
     "video_point": "VideoPoint: point at every object matching a query on each sampled frame of a clip.",
-    "video_track": "VideoTrack: one box track per object matching an expression, over a whole clip.",
+    "video_track": "VideoTrack: one box track per object matching an expression, over a whole clip, with the "
+                   "frames where it is hidden marked occluded.",
     "multi_image_point": "MultiImagePoint: point at every object matching a query in each image of a set.",
+    "multi_image_qa": "MultiImageQA: question/answer pairs that need a set of 2-5 images.",
     "ask_model_anything": "AskModelAnything: one question that needs the video, and its answer.",
     "caption": "Cap: a dense, time-ordered caption of one clip.",
 }

@@ -18,7 +18,7 @@ Media: local storage. ``media_root`` must be the server's ``LABEL_STUDIO_LOCAL_F
 ``{media_root}/{safe title}/``: ``frames/{clip_id}/{i:03d}.jpg`` (video_point, extracted from the
 shards), ``video/{clip_id}.mp4`` (video_track, ask_model_anything, caption; the ingest's
 constant-frame-rate mp4, so ``--cfr-mp4`` is required) and ``images/{set_id}/{i}.{ext}``
-(multi_image_point). That folder is registered on the project as a local import storage (never
+(multi_image_point, multi_image_qa). That folder is registered on the project as a local import storage (never
 synced: tasks come from this module, not from a folder scan), which lets the server serve the
 files; tasks refer to them as ``/data/local-files/?d=<path relative to media_root>``.
 
@@ -50,12 +50,20 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal, Mapping
 from urllib.parse import quote
 
 from annotation import tasks as T
 from annotation.projects import LabelStudioError, api_errors, base_url, project_kind, safe_name
-from annotation.push_plan import QUERY_KINDS, PushCheckError, PushItem, PushPlan, off_grid_clips, plan_push
+from annotation.push_plan import (
+    QUERY_KINDS,
+    SOURCE_KINDS,
+    PushCheckError,
+    PushItem,
+    PushPlan,
+    off_grid_clips,
+    plan_push,
+)
 from shards.reader import iter_samples
 
 __all__ = ["PushItem", "PushPlan", "PushCheckError", "PushResult", "PushConflict", "Source", "push", "plan_push",
@@ -135,7 +143,7 @@ def materialize(ingest_dir: str | os.PathLike, kind: str, keys: Iterable[str] | 
     Args:
         ingest_dir: an ingest output folder.
         kind: the project kind (decides which media are needed).
-        keys: clip ids (image-set ids for multi_image_point); None for all.
+        keys: clip ids (image-set ids for the image-set kinds); None for all.
         media_root: Label Studio's local-files document root.
         title: the project title (names the media folder).
 
@@ -152,7 +160,7 @@ def materialize(ingest_dir: str | os.PathLike, kind: str, keys: Iterable[str] | 
     ingest, root = Path(ingest_dir), Path(media_root).resolve()
     folder = media_folder(root, title)
     wanted = None if keys is None else set(keys)
-    prefix = "imagesets" if kind == "multi_image_point" else "clips"
+    prefix = "imagesets" if kind in T.IMAGE_SET_KINDS else "clips"
     paths, sums = _shard_paths(ingest, prefix)
     out: dict[str, Source] = {}
     # shard samples {"__key__", "json": record, "NNN.jpg" | "i.ext": bytes} -> Source
@@ -166,7 +174,7 @@ def materialize(ingest_dir: str | os.PathLike, kind: str, keys: Iterable[str] | 
                 dest = folder / "frames" / key / f"{i:03d}.jpg"
                 _write_if_changed(dest, sample[f"{i:03d}.jpg"])
                 media.append(dest)
-        elif kind == "multi_image_point":
+        elif kind in T.IMAGE_SET_KINDS:
             exts = {int(m.group(1)): m.group(2) for m in map(re.compile(r"^(\d+)\.(\w+)$").match, sample) if m}
             for i in range(len(record["images"])):
                 dest = folder / "images" / key / f"{i}.{exts[i]}"
@@ -193,7 +201,8 @@ def materialize(ingest_dir: str | os.PathLike, kind: str, keys: Iterable[str] | 
 
 
 def build_tasks(kind: str, sources: dict[str, Source], items: Iterable[PushItem], *,
-                url_for: Callable[[str], str] = local_files_url) -> list[dict[str, Any]]:
+                url_for: Callable[[str], str] = local_files_url,
+                videos: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Import payloads ``{"data": ..., "predictions"?: [...]}``, one per item, in item order.
 
     Args:
@@ -201,10 +210,13 @@ def build_tasks(kind: str, sources: dict[str, Source], items: Iterable[PushItem]
         sources: from :func:`materialize`.
         items: what to push; an item repeated with identical arguments is pushed once.
         url_for: media path (relative to the media root) -> URL (local files by default).
+        videos: video id -> its ``videos.parquet`` row (``PushPlan.videos``): video_point and
+            video_track tasks carry the video's ``source`` (and ``duration``) from it.
 
     Raises:
         ValueError: an unknown kind, a point/track item without a query, a malformed prediction,
-            or one task key given twice with different arguments.
+            one task key given twice with different arguments, or a video_point / video_track
+            clip whose video is not in ``videos``.
     """
     T.label_config(kind)
     out: dict[str, dict[str, Any]] = {}
@@ -214,12 +226,21 @@ def build_tasks(kind: str, sources: dict[str, Source], items: Iterable[PushItem]
             raise ValueError(f"{kind} tasks need a query; item {item.key!r} has none")
         label = item.label or item.query or ""
         urls = [url_for(rel) for rel in src.media]
+        video = None
+        if kind in SOURCE_KINDS:
+            video = (videos or {}).get(src.record["video_id"])
+            if video is None:
+                raise ValueError(f"clip {item.key!r}: its video {src.record['video_id']!r} is not among the known "
+                                 f"videos (videos.parquet), whose source and duration the record needs")
         if kind == "video_point":
-            data = T.video_point_task(src.record, item.query, label, urls.__getitem__)
+            data = T.video_point_task(src.record, item.query, label, urls.__getitem__,
+                                      video_duration=video["duration"], source=video["source"])
         elif kind == "multi_image_point":
             data = T.multi_image_point_task(src.record, item.query, label, urls.__getitem__)
+        elif kind == "multi_image_qa":
+            data = T.multi_image_qa_task(src.record, urls.__getitem__)
         elif kind == "video_track":
-            data = T.video_track_task(src.record, item.query, label, urls[0])
+            data = T.video_track_task(src.record, item.query, label, urls[0], source=video["source"])
         else:
             data = T.clip_video_task(kind, src.record, urls[0])
         task: dict[str, Any] = {"data": data}
@@ -434,7 +455,7 @@ def push(client: Any, project: Any, ingest_dir: str | os.PathLike, media_root: s
         if off:
             raise PushCheckError(f"the clip shards of {plan.ingest_dir} disagree with its clips table: "
                                  f"{sorted(off.values())[:3]} are off the 0.5 s grid; rerun the ingest")
-    payloads = build_tasks(kind, sources, plan.items, url_for=url_for or local_files_url)
+    payloads = build_tasks(kind, sources, plan.items, url_for=url_for or local_files_url, videos=plan.videos)
     if url_for is None:
         folder = media_folder(media_root, project.title)
         folder.mkdir(parents=True, exist_ok=True)

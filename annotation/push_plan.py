@@ -9,6 +9,8 @@ Checked, in this order (all offline, from the ingest output's tables, no media r
 
 * the kind; the project title gives a media folder name; the media root is a writable folder;
 * the ingest folder is an ingest output (``clips.parquet``, ``imagesets.parquet`` for image sets);
+  ``video_point`` and ``video_track`` also read ``videos.parquet``: their records hold the source
+  video's ``source`` (and VideoPoint its ``duration``), so every clip's video must be there;
 * the items: a query for the point and track kinds; every key in the ingest output; well-formed
   predictions; a task key given twice only with the same data (by building every task with
   placeholder media URLs, through the same :func:`annotation.push.build_tasks`);
@@ -34,11 +36,12 @@ from annotation.projects import safe_name
 from schemas.records import point_time_on_grid
 
 __all__ = ["PushItem", "PushPlan", "PushCheckError", "plan_push", "read_items", "read_ingest_table",
-           "off_grid_clips", "QUERY_KINDS", "VIDEO_KINDS"]
+           "off_grid_clips", "QUERY_KINDS", "VIDEO_KINDS", "SOURCE_KINDS"]
 
 VIDEO_KINDS = ("video_track", "ask_model_anything", "caption")
+SOURCE_KINDS = T.SOURCE_KINDS
 QUERY_KINDS = ("video_point", "video_track", "multi_image_point")
-TABLES = {"clips": "clips.parquet", "imagesets": "imagesets.parquet"}
+TABLES = {"clips": "clips.parquet", "imagesets": "imagesets.parquet", "videos": "videos.parquet"}
 """The tables of an ingest output that annotation reads (one row per clip / image set)."""
 SHOWN = 5
 """Clips or keys named in one message; the rest are counted."""
@@ -53,7 +56,7 @@ class PushItem:
     """One task to push."""
 
     key: str
-    """Clip id (image-set id for multi_image_point)."""
+    """Clip id (image-set id for multi_image_point and multi_image_qa)."""
     query: str | None = None
     """What annotators look for (the expression for video_track); required by the point and track kinds."""
     label: str | None = None
@@ -74,6 +77,8 @@ class PushPlan:
     """Key -> the clip (or image set) row of the ingest table, for every item."""
     skipped: list[str] = field(default_factory=list)
     """Clip ids left out because their sample times are off the grid."""
+    videos: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Video id -> its ``videos.parquet`` row, for the clips of video_point and video_track items."""
     warnings: list[str] = field(default_factory=list)
 
 
@@ -91,7 +96,7 @@ def read_ingest_table(ingest_dir: str | os.PathLike, table: str, flag: str = "--
 
     Args:
         ingest_dir: what the user gave as the ingest output.
-        table: ``"clips"`` or ``"imagesets"``.
+        table: ``"clips"``, ``"imagesets"`` or ``"videos"``.
         flag: the option that named the folder, for messages.
 
     Returns:
@@ -169,7 +174,7 @@ def off_grid_clips(records: Iterable[dict[str, Any]]) -> dict[str, str]:
 def _placeholder_media(kind: str, key: str, record: dict[str, Any]) -> tuple[str, ...]:
     if kind == "video_point":
         return tuple(f"frames/{key}/{i:03d}.jpg" for i in range(len(record["timestamps"])))
-    if kind == "multi_image_point":
+    if kind in T.IMAGE_SET_KINDS:
         return tuple(f"images/{key}/{i}" for i in range(len(record["images"])))
     return (f"video/{key}.mp4",)
 
@@ -219,7 +224,7 @@ def plan_push(ingest_dir: str | os.PathLike, kind: str, items: Iterable[PushItem
     if media_root is not None:
         _check_media_root(media_root)
     ingest = Path(ingest_dir)
-    _, rows = read_ingest_table(ingest, "imagesets" if kind == "multi_image_point" else "clips")
+    _, rows = read_ingest_table(ingest, "imagesets" if kind in T.IMAGE_SET_KINDS else "clips")
     table = {r["key"]: r for r in rows}
     if items is None:
         if kind in QUERY_KINDS and not query:
@@ -240,14 +245,29 @@ def plan_push(ingest_dir: str | os.PathLike, kind: str, items: Iterable[PushItem
             raise PushCheckError(f"the mp4 of {_clips(len(gone))} is missing from {ingest}: {_named(gone)}; "
                                  f"rerun the ingest into {ingest} to restore them")
     plan = PushPlan(kind, ingest, items, {i.key: table[i.key] for i in items})
+    if kind in SOURCE_KINDS:
+        plan.videos = _videos(ingest, plan.records)
     if kind == "video_point":
         _check_grid(plan, skip_off_grid)
     sources = {key: Source(key, record, _placeholder_media(kind, key, record)) for key, record in plan.records.items()}
     try:
-        build_tasks(kind, sources, plan.items, url_for=str)
+        build_tasks(kind, sources, plan.items, url_for=str, videos=plan.videos)
     except ValueError as exc:
         raise PushCheckError(str(exc)) from None
     return plan
+
+
+def _videos(ingest: Path, records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The ``videos.parquet`` rows of the clips' videos; every one must be there."""
+    _, rows = read_ingest_table(ingest, "videos")
+    by_id = {r["key"]: r for r in rows}
+    missing = sorted({r["video_id"] for r in records.values()} - set(by_id))
+    if missing:
+        raise PushCheckError(f"{len(missing)} video{'' if len(missing) == 1 else 's'} of the clips to push "
+                             f"{'is' if len(missing) == 1 else 'are'} not in {ingest / TABLES['videos']}: "
+                             f"{_named(missing)}; their records need the video's source and duration. Rerun the "
+                             f"ingest into {ingest}")
+    return {vid: by_id[vid] for vid in sorted({r["video_id"] for r in records.values()})}
 
 
 def _check_grid(plan: PushPlan, skip_off_grid: bool) -> None:

@@ -4,14 +4,19 @@
 exports (Label Studio returns a task's ``data`` unchanged). Every task carries what is needed to
 map a label back to clip time without asking anything else: the clip id, the frame timestamps
 and source frame indices, and for video tracks the constant-frame-rate mp4's fps and frame map.
+VideoPoint and VideoTrack tasks also carry the source video's ``source`` (and VideoPoint its
+``video_duration``), read by push from the ingest output's ``videos.parquet``: the values the
+records hold.
 
 Kinds, their label configs (``annotation/configs/``) and control names:
 
 | kind               | config                  | controls (from_name -> to_name)                     |
 |--------------------|-------------------------|-----------------------------------------------------|
 | video_point        | video_point.xml         | points -> frames (keypointlabels, item_index); unsure |
-| video_track        | video_track.xml         | box -> video (videorectangle); label                |
+| video_track        | video_track.xml         | box -> video (videorectangle); label; occluded      |
+|                    |                         | (timelinelabels) linked to a box by a relation      |
 | multi_image_point  | multi_image_point.xml   | points -> images (keypointlabels, item_index); unsure |
+| multi_image_qa     | multi_image_qa.xml      | question_n, answer_n -> images (textarea), n = 1..3 |
 | ask_model_anything | ask_model_anything.xml  | question, answer -> video (textarea)                |
 | caption            | caption.xml             | caption -> video (textarea); quality (rating)       |
 """
@@ -20,16 +25,21 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any, Callable, Sequence
 
-__all__ = ["KINDS", "label_config", "video_point_task", "video_track_task", "multi_image_point_task",
-           "clip_video_task", "task_key"]
+__all__ = ["KINDS", "IMAGE_SET_KINDS", "SOURCE_KINDS", "label_config", "video_point_task", "video_track_task",
+           "multi_image_point_task", "multi_image_qa_task", "clip_video_task", "task_key"]
 
 KINDS: dict[str, str] = {
     "video_point": "video_point.xml",
     "video_track": "video_track.xml",
     "multi_image_point": "multi_image_point.xml",
+    "multi_image_qa": "multi_image_qa.xml",
     "ask_model_anything": "ask_model_anything.xml",
     "caption": "caption.xml",
 }
+IMAGE_SET_KINDS = frozenset({"multi_image_point", "multi_image_qa"})
+"""Kinds whose tasks show an image set (the others show a clip)."""
+SOURCE_KINDS = frozenset({"video_point", "video_track"})
+"""Kinds whose records hold the source video's ``source`` (and, VideoPoint, its ``duration``)."""
 
 
 def label_config(kind: str) -> str:
@@ -59,23 +69,31 @@ def video_point_task(clip: dict[str, Any], query: str, label: str, frame_url: Ca
         label: the dataset label written with the points ("red circle").
         frame_url: maps a frame position (0-based, as stored in the shard) to a URL Label Studio
             can load (e.g. ``/data/local-files/?d=...``).
-        video_duration: the source video's duration (VideoPoint's ``duration``); default the clip end.
-        source, category: carried into the VideoPoint records.
+        video_duration: the source video's duration (``VideoAsset.duration``: VideoPoint's
+            ``duration``); None leaves it out (normalize then needs the videos table).
+        source: the source video's ``source`` (``VideoAsset.source``); None leaves it out.
+        category: VideoPoint's ``category`` (default ``object``).
     """
     n = len(clip["timestamps"])
-    return {
+    data = {
         "task_key": f"video_point:{clip['key']}:{label}",
         "kind": "video_point", "clip_id": clip["key"], "video_id": clip["video_id"], "query": query,
         "label": label, "frames": [frame_url(i) for i in range(n)], "timestamps": list(clip["timestamps"]),
         "frame_indices": list(clip["frame_indices"]), "width": clip["frame_width"],
         "height": clip["frame_height"], "clip_start": clip["start"], "clip_end": clip["end"],
-        "video_duration": clip["end"] if video_duration is None else float(video_duration),
-        "source": source or "labelstudio", "category": category or "object",
+        "category": category or "object",
     }
+    if video_duration is not None:
+        data["video_duration"] = float(video_duration)
+    if source is not None:
+        data["source"] = source
+    return data
 
 
-def video_track_task(clip: dict[str, Any], expression: str, label: str, video_url: str) -> dict[str, Any]:
-    """A VideoTrack task on the clip's constant-frame-rate mp4 (``clip["mp4"]``).
+def video_track_task(clip: dict[str, Any], expression: str, label: str, video_url: str, *,
+                     source: str | None = None) -> dict[str, Any]:
+    """A VideoTrack task on the clip's constant-frame-rate mp4 (``clip["mp4"]``); ``source`` is the
+    source video's (``VideoAsset.source``), left out when None.
 
     ``frame_times[f - 1]`` is the clip time of mp4 frame ``f`` (1-based, as Label Studio counts):
     ``(f - 1) / fps``; ``frame_indices[f - 1]`` the source frame shown there.
@@ -87,7 +105,7 @@ def video_track_task(clip: dict[str, Any], expression: str, label: str, video_ur
         raise ValueError(f"clip {clip['key']} has no constant-frame-rate mp4; ingest with --cfr-mp4")
     fps = float(clip["mp4_fps"])
     n = len(clip["mp4_frame_indices"])
-    return {
+    data = {
         "task_key": f"video_track:{clip['key']}:{label}",
         "kind": "video_track", "clip_id": clip["key"], "video_id": clip["video_id"], "expression": expression,
         "label": label, "video": video_url, "fps": fps, "frame_count": n,
@@ -95,6 +113,9 @@ def video_track_task(clip: dict[str, Any], expression: str, label: str, video_ur
         "width": clip["frame_width"], "height": clip["frame_height"], "duration": clip["end"] - clip["start"],
         "clip_start": clip["start"], "clip_end": clip["end"],
     }
+    if source is not None:
+        data["source"] = source
+    return data
 
 
 def multi_image_point_task(image_set: dict[str, Any], query: str, label: str,
@@ -104,6 +125,17 @@ def multi_image_point_task(image_set: dict[str, Any], query: str, label: str,
     return {
         "task_key": f"multi_image_point:{image_set['key']}:{label}",
         "kind": "multi_image_point", "set_id": image_set["key"], "query": query, "label": label,
+        "images": [image_url(i) for i in range(len(ids))], "image_ids": ids,
+        "widths": [i["width"] for i in image_set["images"]], "heights": [i["height"] for i in image_set["images"]],
+    }
+
+
+def multi_image_qa_task(image_set: dict[str, Any], image_url: Callable[[int], str]) -> dict[str, Any]:
+    """A MultiImageQA task: every image of one set; the annotator writes question/answer pairs."""
+    ids = [i["image_id"] for i in image_set["images"]]
+    return {
+        "task_key": f"multi_image_qa:{image_set['key']}",
+        "kind": "multi_image_qa", "set_id": image_set["key"],
         "images": [image_url(i) for i in range(len(ids))], "image_ids": ids,
         "widths": [i["width"] for i in image_set["images"]], "heights": [i["height"] for i in image_set["images"]],
     }

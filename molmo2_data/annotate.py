@@ -89,7 +89,8 @@ def _add_actions(annotate) -> None:
     p.add_argument("--project", required=True, help="project title")
     p.add_argument("--snapshots", default=DEFAULT_SNAPSHOTS, help="snapshot folder (default: %(default)s)")
     p.add_argument("--version", type=int, help="snapshot version (default: the latest)")
-    p.add_argument("--ingest", help="ingest output whose clips.parquet tells the known clips")
+    p.add_argument("--ingest", help="ingest output whose clips.parquet and videos.parquet tell the known clips "
+                                    "and the source and duration of their videos")
     p.add_argument("--out", required=True, help="output root; the project's outputs go to OUT/<project>/")
     p.set_defaults(handler_name="normalize")
 
@@ -168,18 +169,22 @@ def _pull(args) -> int:
 
 
 def _normalize(args) -> int:
-    from annotation.normalize import normalize_export
+    from annotation.normalize import Origin, normalize_export
     from annotation.outputs import file_digest, write_outputs
     from annotation.pull import find_snapshot
-    from annotation.push_plan import read_ingest_table
+    from annotation.push_plan import TABLES, read_ingest_table
 
     snapshot = find_snapshot(args.snapshots, args.project, version=args.version)
     raw = snapshot.read()  # checked against the sha256 pull recorded
-    known, inputs = None, {}
+    known, videos, inputs = None, None, {}
     if args.ingest:
         path, rows = read_ingest_table(args.ingest, "clips")
         known, inputs["clips"] = {r["key"]: r for r in rows}, file_digest(path)
-    result = normalize_export(raw, known_clips=known)
+        if (Path(args.ingest) / TABLES["videos"]).is_file():  # the real source and duration of each video
+            path, rows = read_ingest_table(args.ingest, "videos")
+            videos, inputs["videos"] = {r["key"]: r for r in rows}, file_digest(path)
+    result = normalize_export(raw, known_clips=known, origin=Origin(args.project, snapshot.version),
+                              known_videos=videos)
     consumed = {"version": snapshot.version, "file": snapshot.path.name, "path": str(snapshot.path.resolve()),
                 "sha256": snapshot.sha256, "bytes": len(raw), "tasks": snapshot.tasks,
                 "annotations": snapshot.annotations}

@@ -7,7 +7,14 @@ tasks carry the fields a real Label Studio 1.23 export has.
 """
 from __future__ import annotations
 
-from annotation.tasks import clip_video_task, multi_image_point_task, video_point_task, video_track_task
+from annotation.normalize import NormalizedExport, Origin, normalize_export
+from annotation.tasks import (
+    clip_video_task,
+    multi_image_point_task,
+    multi_image_qa_task,
+    video_point_task,
+    video_track_task,
+)
 from schemas.sampling import sample_times
 
 FPS = 5.0  # the clip's constant-frame-rate mp4: 4 s -> 20 frames, frame f shown from (f - 1) / 5
@@ -25,6 +32,15 @@ def clip(key: str = "clip-1") -> dict:
 
 
 CLIPS = {"clip-1": clip("clip-1"), "clip-2": clip("clip-2")}
+VIDEO = {"key": "vid-1", "source": "procedural", "duration": 60.0}
+"""The fields of vid-1's ``videos.parquet`` row that tasks and records carry."""
+ORIGIN = Origin("proj", 3)
+"""The project and snapshot version the test exports stand for."""
+
+
+def normalize(export, known_clips=None, config=None, **kwargs) -> NormalizedExport:
+    """``normalize_export`` of a test export (``ORIGIN`` unless ``origin=`` is given)."""
+    return normalize_export(export, known_clips, config, **{"origin": ORIGIN, **kwargs})
 
 
 def media_url(rel: str) -> str:
@@ -33,11 +49,12 @@ def media_url(rel: str) -> str:
 
 
 def point_data(c: str = "clip-1", label: str = "red circle") -> dict:
-    return video_point_task(CLIPS[c], "red circles", label, lambda i: media_url(f"frames/{c}/{i:03d}.jpg"))
+    return video_point_task(CLIPS[c], "red circles", label, lambda i: media_url(f"frames/{c}/{i:03d}.jpg"),
+                            video_duration=VIDEO["duration"], source=VIDEO["source"])
 
 
 def track_data(c: str = "clip-1") -> dict:
-    return video_track_task(CLIPS[c], "the running dog", "dog", media_url(f"video/{c}.mp4"))
+    return video_track_task(CLIPS[c], "the running dog", "dog", media_url(f"video/{c}.mp4"), source=VIDEO["source"])
 
 
 def video_data(kind: str, c: str = "clip-1") -> dict:
@@ -49,6 +66,11 @@ def image_set_data() -> dict:
     images = [{"image_id": f"img-{i}", "width": 100, "height": 80} for i in range(3)]
     return multi_image_point_task({"key": "set-1", "images": images}, "cups", "cup",
                                   lambda i: media_url(f"images/set-1/{i}.jpg"))
+
+
+def image_qa_data() -> dict:
+    images = [{"image_id": f"img-{i}", "width": 100, "height": 80} for i in range(3)]
+    return multi_image_qa_task({"key": "set-1", "images": images}, lambda i: media_url(f"images/set-1/{i}.png"))
 
 
 def keypoint(rid: str, item_index: int, x: float, y: float, label: str = "object", to: str = "frames") -> dict:
@@ -77,8 +99,19 @@ SEQ_A = [kf(1, 10.0, 20.0), kf(5, 30.0, 40.0, w=20.0), kf(9, 50.0, 40.0, enabled
 SEQ_B = [kf(3, 70.0, 60.0), kf(20, 80.0, 60.0)]
 
 
-def text(name: str, value: str) -> dict:
-    return {"id": f"t-{name}", "type": "textarea", "from_name": name, "to_name": "video", "value": {"text": [value]}}
+def text(name: str, value: str, to: str = "video") -> dict:
+    return {"id": f"t-{name}", "type": "textarea", "from_name": name, "to_name": to, "value": {"text": [value]}}
+
+
+def span(rid: str, *ranges: tuple[int, int], label: str = "occluded") -> dict:
+    """An ``occluded`` timeline region over 1-based frame ranges (inclusive)."""
+    return {"id": rid, "type": "timelinelabels", "from_name": "occluded", "to_name": "video", "origin": "manual",
+            "value": {"ranges": [{"start": a, "end": b} for a, b in ranges], "timelinelabels": [label]}}
+
+
+def relation(a: str, b: str) -> dict:
+    """A relation between two regions, as Label Studio exports it (no control, no id)."""
+    return {"type": "relation", "from_id": a, "to_id": b, "direction": "right"}
 
 
 def annotation(aid: int, result: list[dict], cancelled: bool = False, user: int = 1) -> dict:

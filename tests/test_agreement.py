@@ -82,9 +82,14 @@ def test_config_fails_fast():
 # ----------------------------------------------------------------------------- records
 
 
+PROVENANCE = {"method": "human", "project": "p", "snapshot_version": 1, "task_id": 1, "annotation_ids": [1],
+              "annotators": ["1"]}
+
+
 def video_point(key: str, points: list[tuple[float, float, float]], unsure: bool = False) -> dict:
     pts = [{"time": t, "x": x, "y": y} for t, x, y in sorted(points)]
-    return {"key": key, "video_id": "v", "clip_id": "c", "clip_start": 0.0, "clip_end": 10.0, "source": "ls",
+    return {"key": key, "provenance": PROVENANCE, "video_id": "v", "clip_id": "c", "clip_start": 0.0,
+            "clip_end": 10.0, "source": "ls",
             "duration": 10.0, "label": "dog", "question": "dogs", "count": len(pts), "points": pts,
             "category": "object", "annotator_unsure": unsure}
 
@@ -123,13 +128,22 @@ def test_multi_image_points_match_only_within_an_image():
     assert agr.decision == "review" and agr.figures["matches"] == 0.0
 
 
-def video_track(key: str, objects: list[list[tuple[float, float] | None]]) -> dict:
+def video_track(key: str, objects: list[list[tuple[float, float] | str | None]]) -> dict:
+    """A track; per frame (x, y) visible, ``"occluded"`` (no position) or None (absent)."""
     n = len(objects[0]) if objects else 4
-    return {"key": key, "video_id": "v", "clip_id": "c", "clip_start": 0.0, "clip_end": 2.0, "source": "ls",
+
+    def entry(p):
+        if p is None:
+            return None
+        if p == "occluded":
+            return {"x": None, "y": None, "occluded": True}
+        return {"x": p[0], "y": p[1], "occluded": False}
+
+    return {"key": key, "provenance": PROVENANCE, "video_id": "v", "clip_id": "c", "clip_start": 0.0,
+            "clip_end": 2.0, "source": "ls",
             "expression": "dogs", "fps": 2.0, "width": 64, "height": 48, "start_frame": 0, "end_frame": n - 1,
             "timestamps": [i * 0.5 for i in range(n)],
-            "objects": [{"object_id": i + 1, "points": [None if p is None else {"x": p[0], "y": p[1]} for p in obj]}
-                        for i, obj in enumerate(objects)]}
+            "objects": [{"object_id": i + 1, "points": [entry(p) for p in obj]} for i, obj in enumerate(objects)]}
 
 
 LEFT = [(0.1, 0.5), (0.2, 0.5), (0.3, 0.5), (0.4, 0.5), (0.5, 0.5)]
@@ -145,7 +159,7 @@ def test_track_agreement_identical_and_shifted_tracks_merge():
     agr = assess("VideoTrack", [a, b], ["1", "2"], "m")
     assert agr.decision == "merged"
     first = agr.merged["objects"][0]["points"]
-    assert first[0] == {"x": pytest.approx(0.105), "y": pytest.approx(0.5)}
+    assert first[0] == {"x": pytest.approx(0.105), "y": pytest.approx(0.5), "occluded": False}
     validate("VideoTrack", agr.merged)
 
 
@@ -167,8 +181,42 @@ def test_track_occluded_in_one_annotation_keeps_the_other_in_the_merge():
     b = video_track("b", [LEFT[:4] + [None]])
     agr = assess("VideoTrack", [a, b], ["1", "2"], "m", AgreementConfig(min_track_f1=0.8))
     assert agr.decision == "merged" and agr.figures["frame_f1"] == pytest.approx(8 / 9)
-    assert agr.merged["objects"][0]["points"][4] == {"x": 0.5, "y": 0.5}
+    assert agr.merged["objects"][0]["points"][4] == {"x": 0.5, "y": 0.5, "occluded": False}
     assert not math.isnan(agr.figures["mean_distance"])
+
+
+def test_merged_track_keeps_occluded_apart_from_absent():
+    a = video_track("a", [LEFT[:2] + ["occluded", None, LEFT[4]]])
+    b = video_track("b", [LEFT[:2] + ["occluded", "occluded", LEFT[4]]])
+    agr = assess("VideoTrack", [a, b], ["1", "2"], "m")
+    assert agr.decision == "merged" and agr.figures["frame_f1"] == 1.0  # occlusion is not scored per frame
+    points = agr.merged["objects"][0]["points"]
+    # nobody sees it at frames 2 and 3; someone marks it occluded there, so it is occluded, not absent
+    assert points[2] == points[3] == {"x": None, "y": None, "occluded": True}
+    assert points[4] == {"x": 0.5, "y": 0.5, "occluded": False}
+    placed = video_track("c", [LEFT[:2] + [None, None, LEFT[4]]])
+    placed["objects"][0]["points"][3] = {"x": 0.4, "y": 0.5, "occluded": True}  # an estimated position
+    merged = assess("VideoTrack", [a, placed], ["1", "2"], "m").merged["objects"][0]["points"]
+    assert merged[2] == {"x": None, "y": None, "occluded": True} and merged[3] == {"x": 0.4, "y": 0.5,
+                                                                                   "occluded": True}
+    never = assess("VideoTrack", [video_track("d", [LEFT[:2] + [None, None, LEFT[4]]])] * 2, ["1", "2"], "m")
+    assert never.merged["objects"][0]["points"][2] is None  # absent for both: absent
+    validate("VideoTrack", agr.merged)
+
+
+def test_multi_image_qa_pairs_agree_in_order():
+    rec = {"key": "k", "provenance": PROVENANCE, "image_set_id": "s", "image_ids": ["i0", "i1"]}
+    a = {**rec, "qa_pairs": [{"question": "Which image has more dots?", "answer": "Image 2."},
+                             {"question": "How many dots in all?", "answer": "Seven"}]}
+    b = {**rec, "qa_pairs": [{"question": "which image has more dots", "answer": "image 2"},
+                             {"question": "How many dots in all?", "answer": "seven."}]}
+    agr = assess("MultiImageQA", [a, b], ["1", "2"], "m")
+    assert agr.decision == "merged" and agr.merged["qa_pairs"] == a["qa_pairs"] and agr.merged["key"] == "m"
+    fewer = {**b, "qa_pairs": b["qa_pairs"][:1]}
+    assert assess("MultiImageQA", [a, fewer], ["1", "2"], "m").decision == "review"
+    other = {**b, "qa_pairs": [b["qa_pairs"][0], {"question": "How many dots in all?", "answer": "Six"}]}
+    worse = assess("MultiImageQA", [a, other], ["1", "2"], "m")
+    assert worse.decision == "review" and "qa_pairs differ" in worse.reasons[0]
 
 
 def test_text_exact_and_normalized_match():

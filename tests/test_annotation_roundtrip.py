@@ -2,16 +2,20 @@
 
 Procedural videos (one object leaves the frame and comes back, a dark bar sweeps over the others)
 are ingested with ``--cfr-mp4`` and pushed to the session's Label Studio as VideoPoint (one task
-per clip and label), VideoTrack (one per clip), MultiImagePoint (a set of scene frames with known
-points), AskModelAnything and Cap tasks. ``pipelines.procedural.simulated_annotators`` writes each task's
+per clip and label), VideoTrack (one per clip), MultiImagePoint and MultiImageQA (a set of scene
+frames with known points; QA templated from them), AskModelAnything and Cap tasks. ``pipelines.procedural.simulated_annotators`` writes each task's
 annotation through the API as a careful annotator would; a few tasks get a second annotation,
 agreeing (off by one pixel, restyled text) or not (a missed object, swapped track ids, another
 caption). Pulled snapshots are normalized and every record is compared with the ground truth:
 
 * points and track centres within one pixel (|dx| <= 1/width, |dy| <= 1/height after the percent
   round trip), at exactly the sampled / mp4 frame times;
-* one record object per scene object, ids kept across leaving and returning, None exactly where
-  the object is hidden (occluded by the bar or out of frame), the right counts;
+* one record object per scene object, ids kept across leaving and returning, occluded exactly
+  where the bar hides it (an ``occluded`` timeline span linked to its track) and None exactly
+  where it is out of frame, the right counts;
+* every record's provenance names the project, the pulled snapshot version, the task, the
+  annotation(s) created and their annotator; VideoPoint and VideoTrack hold the source video's
+  ``source`` and duration (``videos.parquet``);
 * every annotated task gives one record or one review item, and nothing fails;
 * disagreement gives an agreement figure and a review item, agreement a merged record;
 * the snapshot file alone (no network) rebuilds the same output.
@@ -22,12 +26,13 @@ import json
 import socket
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from annotation.normalize import normalize_export, record_key
+from annotation.normalize import Origin, normalize_export, record_key
 from annotation.projects import connect, ensure_project
-from annotation.pull import load_snapshots, pull, snapshot_folder
+from annotation.pull import find_snapshot, load_snapshots, pull, snapshot_folder
 from annotation.push import PushItem, existing_tasks, push
 from pipelines.procedural.scenes import draw_frame, generate_corpus, load_ground_truth
 from pipelines.procedural.simulated_annotators import Perturbation, restyle, simulate
@@ -38,9 +43,9 @@ pytest.importorskip("tests.labelstudio")
 SCENES = dict(fps=12.0, duration=4.0, n_objects=3, labels=("red circle", "blue square", "red circle"),
               behaviors=("return", "stay", "cross"), enter_exit=True, occluder=True, codec="h264", vfr=False,
               subtitles=False)
-KINDS = ("video_point", "video_track", "multi_image_point", "ask_model_anything", "caption")
+KINDS = ("video_point", "video_track", "multi_image_point", "multi_image_qa", "ask_model_anything", "caption")
 DATASET = {"video_point": "VideoPoint", "video_track": "VideoTrack", "multi_image_point": "MultiImagePoint",
-           "ask_model_anything": "AskModelAnything", "caption": "Cap"}
+           "multi_image_qa": "MultiImageQA", "ask_model_anything": "AskModelAnything", "caption": "Cap"}
 SET_ID, SET_LABEL = "frames_set", "red circle"
 RATING = 4
 
@@ -70,7 +75,12 @@ def corpus(tmp_path_factory):
                                                                decode_json=True)}
     clips = {k: r for k, r in samples.items() if "timestamps" in r}
     assert sorted(r["video_id"] for r in clips.values()) == sorted(scenes)
-    return {"scenes": scenes, "clips": clips, "ingest": out, "set_points": points, "image_set": samples[SET_ID]}
+    videos = {r["key"]: r for r in pq.read_table(out / "videos.parquet").to_pylist()}
+    counts = [len(p) for p in points]
+    pairs = [(f"How many {SET_LABEL}s are there in all the images together?", str(sum(counts))),
+             (f"How many {SET_LABEL}s does Image 1 show?", str(counts[0]))]
+    return {"scenes": scenes, "clips": clips, "videos": videos, "ingest": out, "set_points": points,
+            "set_pairs": pairs, "image_set": samples[SET_ID]}
 
 
 def items(kind, corpus):
@@ -82,6 +92,10 @@ def items(kind, corpus):
         return [PushItem(c, query="moving shapes", label="object") for c in clips]
     if kind == "multi_image_point":
         return [PushItem(SET_ID, query=f"{SET_LABEL}s", label=SET_LABEL)]
+    if kind == "multi_image_qa":  # a model draft (the first pair, with a wrong answer) shown as a prediction
+        draft = [{"id": f"d{n}", "from_name": name, "to_name": "images", "type": "textarea", "value": {"text": [t]}}
+                 for n, (name, t) in enumerate((("question_1", corpus["set_pairs"][0][0]), ("answer_1", "2")))]
+        return [PushItem(SET_ID, predictions=({"model_version": "draft-v0", "result": draft},))]
     return None  # ask_model_anything, caption: every clip
 
 
@@ -98,6 +112,7 @@ def second_annotators(tasks_by_key, corpus):
         by_kind["video_track"][0]: Perturbation(swap=(0, 1)),                # id switch -> review
         by_kind["video_track"][1]: Perturbation(dx_px=-1.0, dy_px=1.0),      # -> merged
         by_kind["multi_image_point"][0]: Perturbation(dx_px=1.0),            # -> merged
+        by_kind["multi_image_qa"][0]: Perturbation(restyle=True),            # -> merged
         by_kind["ask_model_anything"][0]: Perturbation(restyle=True),        # same after normalization -> merged
         by_kind["caption"][0]: Perturbation(text="Nothing moves; the screen stays grey."),  # -> review
     }
@@ -120,18 +135,22 @@ def roundtrip(labelstudio, corpus, tmp_path_factory):
     def annotate(key, perturb=Perturbation()):
         task_id, data = tasks[key]
         scene = corpus["scenes"].get(data.get("video_id"))
-        result = simulate(data["kind"], data, scene, perturb, points=corpus["set_points"],
+        result = simulate(data["kind"], data, scene, perturb, points=corpus["set_points"], pairs=corpus["set_pairs"],
                           **({"rating": RATING} if data["kind"] == "caption" else {}))
         return client.annotations.create(task_id, result=result, lead_time=12.5).id
 
     first = {key: annotate(key) for key in sorted(tasks)}
     second = {key: annotate(key, p) for key, p in second_annotators(tasks, corpus).items()}
+    origins = {}
     for kind in KINDS:
         assert pull(client, projects[kind], snaps).changed
         snapshot_files[kind] = snapshot_folder(snaps, projects[kind])
-        normalized[kind] = normalize_export(load_snapshots(snaps, projects[kind]), known_clips=corpus["clips"])
+        origins[kind] = Origin(projects[kind].title, find_snapshot(snaps, projects[kind]).version)
+        normalized[kind] = normalize_export(load_snapshots(snaps, projects[kind]), known_clips=corpus["clips"],
+                                            origin=origins[kind], known_videos=corpus["videos"])
     return {"tasks": tasks, "first": first, "second": second, "normalized": normalized, "snaps": snaps,
-            "projects": projects, "snapshot_files": snapshot_files}
+            "projects": projects, "snapshot_files": snapshot_files, "origins": origins,
+            "user": client.users.whoami()}
 
 
 def records_of(roundtrip, kind, merged=None):
@@ -159,7 +178,7 @@ def test_every_annotated_task_gives_one_record_or_one_review_and_nothing_fails(r
         assert out.failures == [] and out.unannotated == []
         assert len(records) + len(out.review) == n_tasks, kind
         assert len({r["key"] for r in records}) == len(records)
-    assert len(roundtrip["first"]) == len(tasks) == 6 + 3 + 1 + 3 + 3
+    assert len(roundtrip["first"]) == len(tasks) == 6 + 3 + 1 + 1 + 3 + 3
 
 
 def test_video_points_count_each_object_once_at_its_first_visible_sampled_frame(roundtrip, corpus):
@@ -204,7 +223,7 @@ def gt_tracks(scene, clip):
     return times, [states for _, states in sorted(tracks, key=lambda t: t[0])]
 
 
-def test_tracks_keep_one_id_across_leaving_and_occlusion_within_one_pixel(roundtrip, corpus):
+def test_tracks_keep_one_id_across_leaving_and_occlusion_and_tell_occluded_from_absent(roundtrip, corpus):
     returns = occlusions = 0
     for key, record in records_of(roundtrip, "video_track"):
         data = roundtrip["tasks"][key][1]
@@ -220,6 +239,9 @@ def test_tracks_keep_one_id_across_leaving_and_occlusion_within_one_pixel(roundt
             for p, s in zip(obj["points"], states):
                 if s.visible:
                     assert p is not None and near(p, s.x_norm, s.y_norm, w, h), (key, obj["object_id"], p, s)
+                    assert p["occluded"] is False
+                elif s.status == "occluded":  # the box is off there, the span marks it hidden: no position
+                    assert p == {"x": None, "y": None, "occluded": True}, (key, obj["object_id"], p)
                 else:
                     assert p is None, (key, obj["object_id"], s.status)
             status = [s.status for s in states]
@@ -247,6 +269,33 @@ def test_image_points_and_texts_match_the_ground_truth(roundtrip, corpus):
         scene = corpus["scenes"][roundtrip["tasks"][key][1]["video_id"]]
         assert record["clip_caption"] == scene.caption and record["annotation_score"] == RATING
     assert len(records_of(roundtrip, "ask_model_anything")) == 3 and len(records_of(roundtrip, "caption")) == 2
+    [(key, record)] = records_of(roundtrip, "multi_image_qa")
+    assert record["key"].endswith("-merged") and record["image_set_id"] == SET_ID
+    assert record["image_ids"] == [i["image_id"] for i in image_set["images"]]
+    assert [(qa["question"], qa["answer"]) for qa in record["qa_pairs"]] == corpus["set_pairs"]  # not the draft
+
+
+def test_every_record_says_how_it_was_made(roundtrip, corpus):
+    """Provenance: project, snapshot version, task, the annotations created and who made them; the
+    source video's real source and duration, not placeholders."""
+    tasks, first, second = roundtrip["tasks"], roundtrip["first"], roundtrip["second"]
+    user = roundtrip["user"]
+    for kind in KINDS:
+        origin = roundtrip["origins"][kind]
+        assert origin.project == f"roundtrip {kind}" and origin.snapshot_version == 1
+        for key, record in records_of(roundtrip, kind):
+            prov = record["provenance"]
+            assert (prov["method"], prov["project"], prov["snapshot_version"]) == ("human", origin.project, 1)
+            assert prov["task_id"] == tasks[key][0]
+            made = sorted([first[key]] + ([second[key]] if key in second else []))
+            assert prov["annotation_ids"] == made, key
+            assert prov["annotators"] in ([str(user.id)] * len(made), [user.email] * len(made))
+            assert all(prov[f] is None for f in ("generator", "backend", "model", "prompt_version", "seed"))
+            if kind in ("video_point", "video_track"):
+                video = corpus["videos"][record["video_id"]]
+                assert record["source"] == video["source"] and record["source"] != "labelstudio"
+                if kind == "video_point":
+                    assert record["duration"] == video["duration"]
 
 
 def test_disagreement_is_scored_and_reviewed_agreement_is_merged(roundtrip, corpus):
@@ -284,7 +333,8 @@ def test_snapshots_alone_rebuild_the_same_output_offline(roundtrip, corpus, monk
     monkeypatch.setattr(socket, "socket", no_network)
     for kind in KINDS:
         files = sorted(Path(roundtrip["snapshot_files"][kind]).glob("0*.json"))
-        again = normalize_export(files[-1], known_clips=corpus["clips"])
+        again = normalize_export(files[-1], known_clips=corpus["clips"], origin=roundtrip["origins"][kind],
+                                 known_videos=corpus["videos"])
         before = roundtrip["normalized"][kind]
         assert again.records == before.records and again.failures == before.failures
         assert [(r.task_key, r.reasons, r.candidates) for r in again.review] == \
@@ -303,19 +353,30 @@ def test_simulated_annotator_sparse_keyframes_and_bad_arguments_offline(corpus, 
     scene = corpus["scenes"][clip["video_id"]]
     data = video_track_task(clip, "moving shapes", "object", f"/data/local-files/?d=rt/video/{clip['key']}.mp4")
     full, sparse = simulate("video_track", data, scene), simulate("video_track", data, scene, step=5)
-    assert [r["id"] for r in full] == [r["id"] for r in sparse] == [f"obj{o.object_id}" for o in scene.objects]
-    for a, b in zip(full, sparse):
+    boxes = [r for r in full if r["type"] == "videorectangle"]
+    assert [r["id"] for r in boxes] == [r["id"] for r in sparse if r["type"] == "videorectangle"] == [
+        f"obj{o.object_id}" for o in scene.objects]
+    spans = [r for r in full if r["type"] == "timelinelabels"]
+    links = {(r["from_id"], r["to_id"]) for r in full if r["type"] == "relation"}
+    assert spans and links == {(r["id"], r["id"].split("_")[0].replace("occ", "obj")) for r in spans}
+    for a, b in zip(boxes, sparse):
         assert len(b["value"]["sequence"]) < len(a["value"]["sequence"])
         off = [k["frame"] for k in a["value"]["sequence"] if not k["enabled"]]
         assert off and off == [k["frame"] for k in b["value"]["sequence"] if not k["enabled"]]
     export = [{"id": n, "data": {**data, "task_key": f"t{n}"}, "annotations": [{"id": n, "result": result,
                                                                                "was_cancelled": False}]}
               for n, result in ((1, full), (2, sparse))]
-    out = normalize_export(export, known_clips=corpus["clips"])
+    for task in export:
+        task["annotations"][0]["completed_by"] = 1
+    out = normalize_export(export, known_clips=corpus["clips"], origin=Origin("offline", 1),
+                           known_videos=corpus["videos"])
     assert out.failures == []
     dense, coarse = (r["objects"] for r in out.records["VideoTrack"])
     for a, b in zip(dense, coarse):
         assert [p is None for p in a["points"]] == [p is None for p in b["points"]]
+        assert [bool(p and p["occluded"]) for p in a["points"]] == [bool(p and p["occluded"]) for p in b["points"]]
+    plain = simulate("video_track", data, scene, Perturbation(no_occlusion=True))
+    assert [r for r in plain if r["type"] != "videorectangle"] == [] and plain == full[:len(plain)]
     assert normalize_text(restyle(scene.caption)) == normalize_text(scene.caption) != restyle(scene.caption)
     with pytest.raises(ValueError, match="step"):
         simulate("video_track", data, scene, step=0)
@@ -327,3 +388,7 @@ def test_simulated_annotator_sparse_keyframes_and_bad_arguments_offline(corpus, 
         simulate("caption", data)
     with pytest.raises(ValueError, match="entries for a set of 3 images"):
         simulate("multi_image_point", {"widths": [1, 1, 1], "heights": [1, 1, 1]}, points=[{}])
+    with pytest.raises(ValueError, match="multi_image_qa needs pairs"):
+        simulate("multi_image_qa", {})
+    with pytest.raises(ValueError, match="1 to 3 pairs"):
+        simulate("multi_image_qa", {}, pairs=[("q", "a")] * 4)

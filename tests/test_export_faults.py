@@ -11,13 +11,12 @@ import math
 
 import pytest
 
-from annotation.normalize import normalize_export
 from annotation.tasks import video_point_task
 from schemas.records import validate
 from schemas.sampling import sample_times
 from tests.ls_exports import (
-    CLIPS, SEQ_A, SEQ_B, annotation, clip, good_point_task, image_set_data, keypoint, kf, media_url, point_data,
-    task, text, track, track_data, video_data,
+    CLIPS, SEQ_A, SEQ_B, VIDEO, annotation, clip, good_point_task, image_set_data, keypoint, kf, media_url,
+    normalize, point_data, task, text, track, track_data, video_data,
 )
 
 TID, AID = 5, 50
@@ -191,7 +190,7 @@ def _annotation_outcome(out, tid: int = TID, aid: int = AID) -> list[dict]:
                                           for i in range(len(builders))])
 def test_one_defect_is_one_failure_naming_task_annotation_and_reason(error_type, i):
     export = CASES[error_type][i]() + [good_point_task(1, 11)]
-    out = normalize_export(export, CLIPS)
+    out = normalize(export, CLIPS)
     failures = _annotation_outcome(out)
     assert [f["error_type"] for f in failures] == [error_type], [f["message"] for f in out.failures]
     (failure,) = failures
@@ -207,37 +206,51 @@ def test_the_unchanged_cases_pass():
     for export in (_point(), _track(), _ama(AMA), _caption(5), _caption(0),
                    _track(result=[_value(track("a", SEQ_A), framesCount=21)]),
                    _track(result=[_value(track("a", SEQ_A), framesCount=19, duration=3.9)])):
-        out = normalize_export(export, CLIPS)
+        out = normalize(export, CLIPS)
         assert out.failures == [] and sum(len(v) for v in out.records.values()) == 1, out.failures
 
 
+NOTES = {"id": "n1", "type": "textarea", "from_name": "notes", "to_name": "video", "origin": "manual",
+         "value": {"text": ["looks fine"]}}
+"""A result of a control the video_track config does not have, writing a type it never writes."""
 TIMELINE = {"id": "tl1", "type": "timelinelabels", "from_name": "videoLabels", "to_name": "video",
             "origin": "manual", "value": {"ranges": [{"start": 3, "end": 9}], "timelinelabels": ["running"]}}
+"""A timeline result of an unknown control: the config now writes timelinelabels (``occluded``)."""
 RELATION = {"type": "relation", "from_id": "a", "to_id": "b", "direction": "right"}
+"""A relation of two box tracks: it links no occluded span."""
 
 
-@pytest.mark.parametrize("extra", [TIMELINE, RELATION, dict(TIMELINE, from_name=None)])
-def test_a_result_of_an_unknown_control_fails_alone_and_the_good_tracks_are_kept(extra):
-    out = normalize_export(_track(result=[track("a", SEQ_A), extra, track("b", SEQ_B)]), CLIPS)
+@pytest.mark.parametrize("extra, error_type", [(NOTES, "unknown_control"), (dict(NOTES, from_name=None),
+                                                                             "unknown_control"),
+                                               (RELATION, "unused_relation")])
+def test_a_result_the_record_does_not_need_fails_alone_and_the_good_tracks_are_kept(extra, error_type):
+    out = normalize(_track(result=[track("a", SEQ_A), extra, track("b", SEQ_B)]), CLIPS)
     (rec,) = out.records["VideoTrack"]
-    clean = normalize_export(_track(), CLIPS).records["VideoTrack"][0]
+    clean = normalize(_track(), CLIPS).records["VideoTrack"][0]
     assert rec == clean and len(rec["objects"]) == 2
     (failure,) = out.failures
-    assert failure["error_type"] == "unknown_control"
+    assert failure["error_type"] == error_type
     assert f"task {TID} annotation {AID} result" in failure["message"]
     assert failure["input_id"].startswith(f"task {TID} annotation {AID} result")
     validate("failure", failure)
 
 
+def test_a_timeline_of_an_unknown_control_fails_the_annotation():
+    """The config writes timelinelabels (occluded spans): an unknown control writing them may hold them."""
+    out = normalize(_track(result=[track("a", SEQ_A), TIMELINE]), CLIPS)
+    assert [f["error_type"] for f in out.failures] == ["unknown_control"] and "VideoTrack" not in out.records
+    assert "from_name 'videoLabels' is not a control of the video_track config" in out.failures[0]["message"]
+
+
 def test_unknown_results_next_to_a_bad_one_are_reported_with_the_annotation():
-    out = normalize_export(_track(result=[track("a", SEQ_A), TIMELINE, track("b", [])]), CLIPS)
+    out = normalize(_track(result=[track("a", SEQ_A), NOTES, track("b", [])]), CLIPS)
     assert [f["error_type"] for f in out.failures] == ["empty_track"] and "VideoTrack" not in out.records
 
 
 def test_every_failure_key_is_unique_across_result_and_annotation_failures():
-    export = (_track(result=[track("a", SEQ_A), TIMELINE, dict(TIMELINE, id="tl2")])
+    export = (_track(result=[track("a", SEQ_A), NOTES, dict(NOTES, id="n2")])
               + [task(6, point_data("clip-1", "x"), [annotation(60, [keypoint("k", 99, 1, 1)])])])
-    out = normalize_export(export, CLIPS)
+    out = normalize(export, CLIPS)
     assert sorted(f["error_type"] for f in out.failures) == ["frame_out_of_clip", "unknown_control", "unknown_control"]
     assert len({f["key"] for f in out.failures}) == 3
 
@@ -248,13 +261,14 @@ def test_points_off_the_half_second_grid_are_held_for_review_never_dropped(durat
     times = sample_times(duration, max_frames)
     c = dict(clip("clip-9"), start=0.0, end=duration, timestamps=times, frame_indices=[round(t * 30) for t in times],
              max_frames=max_frames)
-    data = video_point_task(c, "dogs", "dog", lambda i: media_url(f"frames/clip-9/{i:03d}.jpg"))
+    data = video_point_task(c, "dogs", "dog", lambda i: media_url(f"frames/clip-9/{i:03d}.jpg"),
+                            video_duration=max(VIDEO["duration"], duration), source=VIDEO["source"])
     result = [keypoint("a", 0, 10.0, 10.0), keypoint("b", 3, 20.0, 20.0), keypoint("c", len(times) - 1, 5.0, 5.0)]
-    out = normalize_export([task(7, data, [annotation(70, result)]), good_point_task(1, 11)], {**CLIPS, "clip-9": c})
+    out = normalize([task(7, data, [annotation(70, result)]), good_point_task(1, 11)], {**CLIPS, "clip-9": c})
     assert out.failures == [] and [r["label"] for r in out.records["VideoPoint"]] == ["good 1"]
     (item,) = out.review
     assert item.task_id == 7 and "0.5 s grid" in item.reasons[0] and "--window 63" in item.reasons[0]
     (candidate,) = item.candidates
     assert [p["time"] for p in candidate["points"]] == [0.0, times[3], duration]  # every label is kept
-    on_grid = normalize_export([task(7, data, [annotation(70, [result[0], result[2]])])], {"clip-9": c})
+    on_grid = normalize([task(7, data, [annotation(70, [result[0], result[2]])])], {"clip-9": c})
     assert on_grid.review == [] and on_grid.records["VideoPoint"][0]["count"] == 2  # 0 s and the last frame

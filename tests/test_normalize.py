@@ -9,19 +9,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from annotation.normalize import NormalizeConfig, normalize_export, record_key, resample_track
+from annotation.normalize import NormalizeConfig, record_key, resample_track
 from schemas.records import validate
 from schemas.sampling import sample_times
 from tests.ls_exports import (
-    CLIPS, FPS, SEQ_A, SEQ_B, annotation, good_point_task, image_set_data, keypoint, kf, point_data, task, text,
-    track, track_data, unsure, video_data,
+    CLIPS, FPS, ORIGIN, SEQ_A, SEQ_B, VIDEO, annotation, good_point_task, image_set_data, keypoint, kf, normalize,
+    point_data, task, text, track, track_data, unsure, video_data,
 )
 
 
 
 def test_video_point_percent_and_item_index_to_timestamp():
     data = point_data()
-    out = normalize_export([task(1, data, [annotation(11, [keypoint("a", 3, 25.0, 50.0),
+    out = normalize([task(1, data, [annotation(11, [keypoint("a", 3, 25.0, 50.0),
                                                            keypoint("b", 0, 100.0, 0.0)])])])
     assert out.failures == [] and out.review == []
     (rec,) = out.records["VideoPoint"]
@@ -34,7 +34,7 @@ def test_video_point_percent_and_item_index_to_timestamp():
 
 
 def test_unsure_choice_sets_annotator_unsure_and_empty_result_is_zero_points():
-    out = normalize_export([task(1, point_data(), [annotation(11, [unsure()])])])
+    out = normalize([task(1, point_data(), [annotation(11, [unsure()])])])
     (rec,) = out.records["VideoPoint"]
     assert rec["annotator_unsure"] is True and rec["count"] == 0 and rec["points"] == []
 
@@ -42,7 +42,7 @@ def test_unsure_choice_sets_annotator_unsure_and_empty_result_is_zero_points():
 def test_multi_image_point_item_index_is_image_index_and_unsure_is_kept():
     data = image_set_data()
     res = [keypoint("a", 2, 10.0, 20.0, to="images"), keypoint("b", 0, 50.0, 50.0, to="images")]
-    out = normalize_export([task(1, data, [annotation(11, res)]), task(2, {**data, "task_key": "other"},
+    out = normalize([task(1, data, [annotation(11, res)]), task(2, {**data, "task_key": "other"},
                                                                         [annotation(12, res + [unsure("images")])])])
     sure, doubtful = sorted(out.records["MultiImagePoint"], key=lambda r: r["annotator_unsure"])
     for rec in (sure, doubtful):
@@ -66,14 +66,14 @@ def _track(out) -> dict:
 
 
 def test_track_frame_maps_through_frame_times_not_the_late_time_field():
-    rec = _track(normalize_export(_track_export({"dog": [kf(6, 10.0, 20.0), kf(10, 30.0, 20.0)]}), CLIPS))
+    rec = _track(normalize(_track_export({"dog": [kf(6, 10.0, 20.0), kf(10, 30.0, 20.0)]}), CLIPS))
     frame_times = track_data()["frame_times"]
     assert rec["timestamps"] == frame_times and len(rec["timestamps"]) == 20
     (obj,) = rec["objects"]
     first = next(i for i, p in enumerate(obj["points"]) if p is not None)
     assert rec["timestamps"][first] == pytest.approx(1.0)  # frame 6 is shown from (6 - 1) / 5
     assert rec["timestamps"][first] != pytest.approx(kf(6, 0, 0)["time"])  # the export says 1.2
-    assert obj["points"][first] == {"x": pytest.approx(0.15), "y": pytest.approx(0.3)}  # centre of the box
+    assert obj["points"][first] == {"x": pytest.approx(0.15), "y": pytest.approx(0.3), "occluded": False}  # centre
     # on the 2 fps grid, 1.0 s shows frame 6 (the first box); reading `time` would put it at 1.2 s -> 1.5 s
     grid = resample_track(rec)
     assert grid["timestamps"] == sample_times(4.0)
@@ -83,7 +83,7 @@ def test_track_frame_maps_through_frame_times_not_the_late_time_field():
 
 
 def test_resample_picks_the_frame_displayed_at_each_time():
-    rec = _track(normalize_export(_track_export({"dog": [kf(1, 0.0, 0.0, 10, 10), kf(20, 90.0, 0.0, 10, 10)]}),
+    rec = _track(normalize(_track_export({"dog": [kf(1, 0.0, 0.0, 10, 10), kf(20, 90.0, 0.0, 10, 10)]}),
                                   CLIPS))
     grid = resample_track(rec, [0.0, 0.5, 0.59, 3.9])
     xs = [p["x"] for p in grid["objects"][0]["points"]]
@@ -113,8 +113,8 @@ def label_studio_interpolation(sequence: list[dict], frames_count: int) -> list[
 
 
 def test_keyframes_only_equals_interpolated_export():
-    keyframes = _track(normalize_export(_track_export({"a": SEQ_A, "b": SEQ_B}), CLIPS))
-    interpolated = _track(normalize_export(_track_export({"a": label_studio_interpolation(SEQ_A, 21),
+    keyframes = _track(normalize(_track_export({"a": SEQ_A, "b": SEQ_B}), CLIPS))
+    interpolated = _track(normalize(_track_export({"a": label_studio_interpolation(SEQ_A, 21),
                                                           "b": label_studio_interpolation(SEQ_B, 21)}), CLIPS))
     assert any(k.get("auto") for k in label_studio_interpolation(SEQ_A, 21))  # one frame past the mp4: dropped
     assert len(keyframes["objects"]) == len(interpolated["objects"]) == 2
@@ -125,17 +125,18 @@ def test_keyframes_only_equals_interpolated_export():
             if pa is not None:
                 assert (pa["x"], pa["y"]) == pytest.approx((pb["x"], pb["y"]))
     # frame 3 lies halfway between frames 1 and 5: x 20, width 15 -> centre 27.5 %
-    assert keyframes["objects"][0]["points"][2] == {"x": pytest.approx(0.275), "y": pytest.approx(0.4)}
+    assert keyframes["objects"][0]["points"][2] == {"x": pytest.approx(0.275), "y": pytest.approx(0.4),
+                                                    "occluded": False}
 
 
-def test_disabled_keyframe_occludes_until_the_next_keyframe_with_the_same_id():
-    rec = _track(normalize_export(_track_export({"zzz": SEQ_A, "aaa": SEQ_B}), CLIPS))
+def test_disabled_keyframe_is_absent_until_the_next_keyframe_with_the_same_id():
+    rec = _track(normalize(_track_export({"zzz": SEQ_A, "aaa": SEQ_B}), CLIPS))
     a, b = rec["objects"]
     assert (a["object_id"], b["object_id"]) == (1, 2)  # by first appearance (frame 1, then 3), not result id
     assert all(p is None for p in b["points"][:2])
     assert a["points"][8] is not None  # frame 9, the disabled keyframe itself, is still shown
-    assert a["points"][9:12] == [None, None, None]  # frames 10-12: switched off
-    assert a["points"][12] == {"x": pytest.approx(0.15), "y": pytest.approx(0.2)}  # frame 13: back, id 1
+    assert a["points"][9:12] == [None, None, None]  # frames 10-12: switched off, no occluded span: absent
+    assert a["points"][12] == {"x": pytest.approx(0.15), "y": pytest.approx(0.2), "occluded": False}  # back, id 1
     assert all(p == a["points"][12] for p in a["points"][12:])  # held to the end of the clip
 
 
@@ -143,11 +144,11 @@ def test_track_task_without_clip_bounds_needs_the_clip_records():
     data = track_data()
     del data["clip_start"], data["clip_end"]
     export = [task(1, data, [annotation(11, [track("a", SEQ_A)])])]
-    out = normalize_export(export, known_clips=set(CLIPS))
+    out = normalize(export, known_clips=set(CLIPS))
     (failure,) = out.failures
     assert failure["error_type"] == "missing_field" and "data.clip_start" in failure["message"]
     assert "task 1 annotation 11" in failure["message"]
-    assert normalize_export(export, CLIPS).failures == []  # the clip records fill the bounds in
+    assert normalize(export, CLIPS).failures == []  # the clip records fill the bounds in
 
 
 # ----------------------------------------------------------------------------- text, cancelled
@@ -157,7 +158,7 @@ def test_ask_model_anything_and_caption_text():
     ama = video_data("ask_model_anything")
     cap = video_data("caption")
     rating = {"id": "r", "type": "rating", "from_name": "quality", "to_name": "video", "value": {"rating": 4}}
-    out = normalize_export([
+    out = normalize([
         task(1, ama, [annotation(11, [text("question", " Why does the dog stop? "), text("answer", "It sees a cat.")])]),
         task(2, cap, [annotation(12, [text("caption", "A dog runs, then stops."), rating])]),
     ], CLIPS)
@@ -169,7 +170,7 @@ def test_ask_model_anything_and_caption_text():
 
 
 def test_cancelled_annotation_is_dropped_with_a_failure_record():
-    out = normalize_export([task(1, point_data(), [annotation(11, [], cancelled=True),
+    out = normalize([task(1, point_data(), [annotation(11, [], cancelled=True),
                                                    annotation(12, [keypoint("a", 1, 10.0, 10.0)], user=2)])])
     (failure,) = out.failures
     assert failure["error_type"] == "cancelled" and failure["stage"] == "annotation"
@@ -187,7 +188,7 @@ def test_two_annotators_who_agree_are_merged():
     data = point_data()
     a = annotation(11, [keypoint("a", 1, 20.0, 20.0), keypoint("b", 4, 60.0, 40.0)])
     b = annotation(12, [keypoint("c", 1, 21.0, 20.0), keypoint("d", 4, 60.0, 42.0)], user=2)
-    out = normalize_export([task(1, data, [a, b])])
+    out = normalize([task(1, data, [a, b])])
     (rec,) = out.records["VideoPoint"]
     assert rec["key"] == record_key(data["task_key"], "merged")
     assert rec["points"] == [{"time": 0.5, "x": pytest.approx(0.205), "y": pytest.approx(0.2)},
@@ -199,7 +200,7 @@ def test_two_annotators_who_agree_are_merged():
 def test_two_annotators_who_disagree_go_to_review_with_the_figure():
     a = annotation(11, [keypoint("a", 1, 20.0, 20.0), keypoint("b", 4, 60.0, 40.0)])
     b = annotation(12, [keypoint("c", 1, 80.0, 80.0), keypoint("d", 4, 60.0, 41.0)], user=2)
-    out = normalize_export([task(1, point_data(), [a, b]), good_point_task(2, 21)])
+    out = normalize([task(1, point_data(), [a, b]), good_point_task(2, 21)])
     assert [r["key"][-3:] for r in out.records["VideoPoint"]] == ["a21"]  # only the other task
     (agr,) = out.agreements
     assert agr.decision == "review" and agr.figures["f1"] == pytest.approx(0.5)
@@ -217,7 +218,7 @@ def test_tracks_and_text_agreement_through_the_export():
                          annotation(22, [text("question", "why"), text("answer", "the  cat")], user=2)])
     differ = task(3, {**ama, "task_key": "ama-2"}, [annotation(31, [text("question", "Why?"), text("answer", "A cat")]),
                                                     annotation(32, [text("question", "Why?"), text("answer", "A dog")])])
-    out = normalize_export([tracks, same, differ], CLIPS)
+    out = normalize([tracks, same, differ], CLIPS)
     assert out.failures == []
     (merged_track,) = out.records["VideoTrack"]
     assert merged_track["objects"][0]["points"][0]["x"] == pytest.approx(0.155)  # (15 % + 16 %) / 2
@@ -253,7 +254,7 @@ BAD_CASES = {
 @pytest.mark.parametrize("case", sorted(BAD_CASES))
 def test_bad_export_case_is_a_failure_and_the_good_task_survives(case):
     export = BAD_CASES[case]() + [good_point_task(1, 11)]
-    out = normalize_export(export, CLIPS)
+    out = normalize(export, CLIPS)
     assert out.failures, case
     want = case.replace("track_", "").replace("_annotation_id", "_id").replace("_result_id", "_id")
     for failure in out.failures:
@@ -267,18 +268,18 @@ def test_bad_export_case_is_a_failure_and_the_good_task_survives(case):
 def test_not_json_file_is_one_failure(tmp_path: Path):
     path = tmp_path / "snapshot.json"
     path.write_bytes(b"<html>502 Bad Gateway</html>")
-    out = normalize_export(path)
+    out = normalize(path)
     (failure,) = out.failures
     assert failure["error_type"] == "not_json" and str(path) in failure["message"]
     assert failure["input_id"] == str(path) and out.records == {}
-    assert [f["error_type"] for f in normalize_export(b"\xff\xfe\x00garbage").failures] == ["not_json"]
-    assert [f["error_type"] for f in normalize_export('{"tasks": []}').failures] == ["bad_export"]
-    assert [f["error_type"] for f in normalize_export([7, good_point_task()]).failures] == ["bad_task"]
+    assert [f["error_type"] for f in normalize(b"\xff\xfe\x00garbage").failures] == ["not_json"]
+    assert [f["error_type"] for f in normalize('{"tasks": []}').failures] == ["bad_export"]
+    assert [f["error_type"] for f in normalize([7, good_point_task()]).failures] == ["bad_task"]
 
 
 def test_output_is_deterministic_and_keys_are_safe_and_unique():
     export = [good_point_task(1, 11), good_point_task(2, 12), _bad([keypoint("k", 0, 120.0, 5.0)])]
-    first, second = normalize_export(json.dumps(export)), normalize_export(export)
+    first, second = normalize(json.dumps(export)), normalize(export)
     assert first.records == second.records and first.failures == second.failures
     keys = [r["key"] for r in first.records["VideoPoint"]]
     assert len(set(keys)) == 2 and all("." not in k and ":" not in k and " " not in k for k in keys)
@@ -318,7 +319,7 @@ def test_any_single_corruption_never_crashes_never_vanishes_and_the_good_task_su
         target[path[-1]] = data.draw(junk)
     else:  # a missing key or list item
         del target[path[-1]]
-    out = normalize_export([bad, good_point_task(1, 11)], CLIPS)
+    out = normalize([bad, good_point_task(1, 11)], CLIPS)
     assert [r["label"] for r in out.records["VideoPoint"]][-1] == "good 1"
     for failure in out.failures:
         validate("failure", failure)

@@ -12,6 +12,7 @@ import shutil
 import socket
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import requests
 
@@ -32,6 +33,12 @@ PRED = {"model_version": "draft-v0", "score": 0.5,
         "result": [{"id": "p1", "from_name": "points", "to_name": "frames", "type": "keypointlabels",
                     "item_index": 0, "original_width": 256, "original_height": 192,
                     "value": {"x": 50.0, "y": 50.0, "width": 0.5, "keypointlabels": ["object"]}}]}
+QA_DRAFT = {"model_version": "draft-v0", "score": 0.3,
+            "result": [{"id": f"d-{name}", "from_name": name, "to_name": "images", "type": "textarea",
+                        "value": {"text": [text]}}
+                       for name, text in (("question_1", "Which image shows more circles?"), ("answer_1", "Image 1"))]}
+"""A model draft of a multi_image_qa task, shown to the annotator as a prediction."""
+IMAGE_SET_KINDS = ("multi_image_point", "multi_image_qa")
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +85,8 @@ def clip_ids(records):
 def items_for(kind, records):
     if kind == "multi_image_point":
         return [PushItem("set_a", query="red circles", label="circle")]
+    if kind == "multi_image_qa":
+        return [PushItem("set_a", predictions=(QA_DRAFT,))]
     if kind in ("video_point", "video_track"):
         preds = (PRED,) if kind == "video_point" else ()
         return [PushItem(k, query=QUERY, predictions=preds) for k in clip_ids(records)]
@@ -134,7 +143,7 @@ def test_push_twice_creates_nothing_twice_and_media_resolve(kind, client, server
     seen = []
     first = push(client, project, ingest_dir, server["media_root"], items, batch_size=2,
                  progress=lambda done, total: seen.append((done, total)))
-    n = 1 if kind == "multi_image_point" else len(clip_ids(records))
+    n = 1 if kind in IMAGE_SET_KINDS else len(clip_ids(records))
     assert (first.created, first.existing, first.conflicts) == (n, 0, [])
     assert first.batches == -(-n // 2) and seen[-1] == (n, n)
     second = push(client, project, ingest_dir, server["media_root"], items)
@@ -143,16 +152,23 @@ def test_push_twice_creates_nothing_twice_and_media_resolve(kind, client, server
     tasks = server_tasks(client, project.id)
     assert len(tasks) == n
     assert len(client.import_storage.local.list(project=project.id)) == 1
+    videos = {r["key"]: r for r in pq.read_table(ingest_dir / "videos.parquet").to_pylist()}
     for task in tasks:
         d = task.data
         assert first.task_ids[d["task_key"]] == task.id and d["kind"] == kind
-        if kind == "multi_image_point":
+        if kind in IMAGE_SET_KINDS:
             sample = records[d["set_id"]]
             assert d["image_ids"] == [i["image_id"] for i in sample["json"]["images"]]
             exts = sorted(k for k in sample if k[0].isdigit())
             assert [get_media(server, u) for u in d["images"]] == [sample[e] for e in exts]
+            drafts = [(p.model_version, p.result) for p in task.predictions]
+            assert drafts == ([("draft-v0", QA_DRAFT["result"])] if kind == "multi_image_qa" else [])
             continue
         clip = records[d["clip_id"]]["json"]
+        if kind in ("video_point", "video_track"):  # the source video's real values, from videos.parquet
+            video = videos[clip["video_id"]]
+            assert d["source"] == video["source"]
+            assert d.get("video_duration") == (video["duration"] if kind == "video_point" else None)
         if kind == "video_point":
             assert d["timestamps"] == clip["timestamps"] and d["frame_indices"] == clip["frame_indices"]
             assert [get_media(server, u) for u in d["frames"]] == [

@@ -26,6 +26,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipelines.ingest.phash import frame_phash
 from pipelines.common.errors import InputError
+from schemas.record_types import MAX_SET_IMAGES, MIN_SET_IMAGES  # the one definition of an image set's size
 
 __all__ = [
     "MIN_SIDE", "MAX_PIXELS", "JPEG_QUALITY", "LOSSLESS_FORMATS", "MIN_SET_IMAGES", "MAX_SET_IMAGES",
@@ -41,7 +42,6 @@ MAX_PIXELS = 50_000_000
 JPEG_QUALITY = 90
 LOSSLESS_FORMATS = frozenset({"PNG", "GIF", "BMP", "TIFF", "PPM"})
 """Pillow format names stored as PNG, never as JPEG: lossless in, lossless kept (line art stays exact)."""
-MIN_SET_IMAGES, MAX_SET_IMAGES = 2, 5
 
 # What Pillow raises on malformed bytes, anywhere from the header to the pixel data.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,

@@ -54,7 +54,7 @@ from typing import Any
 
 from pipelines.common.errors import InputError
 from pipelines.common.guard import InputGuard
-from schemas.record_types import KEY_PATTERN
+from schemas.record_types import KEY_PATTERN, MAX_SET_IMAGES, MIN_SET_IMAGES
 
 __all__ = [
     "KINDS", "SPLITS", "FORMATS", "ManifestRow", "ManifestFailure", "read_manifest", "parse_row",
@@ -65,7 +65,6 @@ __all__ = [
 KINDS = ("video", "image_set", "image")
 SPLITS = ("train", "validation", "test")
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
-MIN_SET_IMAGES, MAX_SET_IMAGES = 2, 5
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 _LOCATION_FIELDS = ("url", "path", "images", "image")
 _KNOWN = {"id", "url", "path", "subtitle", "start", "end", "split", "source", "license",

@@ -16,10 +16,15 @@ A :class:`Perturbation` makes a second, worse annotator for agreement checks.
   last frame is switched off (``enabled: false``: shown there, hidden after it), and the keyframe
   where it comes back starts the next run of the same result. The box is the object's box shrunk
   symmetrically about its centre until it fits in the frame (a drawn box cannot leave the frame),
-  so the box centre, which is what the records keep, is the object's centre.
-* ``multi_image_point``: keypoints per image from given points; ``ask_model_anything`` and
-  ``caption``: ``textarea`` results from the scene's templated QA pair and caption (plus an
-  optional ``rating``).
+  so the box centre, which is what the records keep, is the object's centre. The frames where an
+  object is hidden (``occluded`` in the ground truth: there, behind the bar or another object)
+  are marked with an ``occluded`` timeline span per run (result id ``occ{object_id}_{k}``),
+  linked to the object's track by a ``relation`` when the task has two or more tracks (with one
+  track the link may be left out, as the instructions say).
+* ``multi_image_point``: keypoints per image from given points; ``multi_image_qa``:
+  ``question_n``/``answer_n`` texts from given question/answer pairs (templated from an image
+  set's ground truth); ``ask_model_anything`` and ``caption``: ``textarea`` results from the
+  scene's templated QA pair and caption (plus an optional ``rating``).
 
 Coordinates are percent of the frame; (x, y) of a box is its top-left corner.
 """
@@ -31,8 +36,8 @@ from typing import Any, Hashable, Mapping, Optional, Sequence
 from pipelines.procedural.scene_model import FrameTruth, ObjectState, Scene
 
 __all__ = ["Perturbation", "GENERIC_LABELS", "STROKE_PX", "matching_objects", "point_frames", "track_frames",
-           "video_point_result", "video_track_result", "multi_image_point_result", "ask_model_anything_result",
-           "caption_result", "simulate", "restyle"]
+           "video_point_result", "video_track_result", "multi_image_point_result", "multi_image_qa_result",
+           "ask_model_anything_result", "caption_result", "simulate", "restyle"]
 
 GENERIC_LABELS = frozenset({"object", "objects", "shape", "shapes", "thing", "things"})
 """Task labels that match every object of a scene (the VideoTrack projects use "object")."""
@@ -56,6 +61,8 @@ class Perturbation:
         restyle: rewrite texts in another style that ``annotation.agreement.normalize_text`` maps to
             the same string (lower case, no trailing punctuation).
         unsure: tick the ``unsure`` choice of the point configs.
+        no_occlusion: mark no ``occluded`` spans (a track annotated as before the timeline existed:
+            hidden frames are only switched off, so they read as absent).
     """
 
     dx_px: float = 0.0
@@ -66,6 +73,7 @@ class Perturbation:
     text: Optional[str] = None
     restyle: bool = False
     unsure: bool = False
+    no_occlusion: bool = False
 
 
 NONE = Perturbation()
@@ -175,7 +183,9 @@ def video_track_result(scene: Scene, data: Mapping[str, Any], perturb: Perturbat
             Label Studio interpolates linearly in between, which is off where the motion bends).
 
     Returns:
-        The results, ordered by object id; an object never visible on an mp4 frame has none.
+        The box tracks, ordered by object id (an object never visible on an mp4 frame has none),
+        then the ``occluded`` spans of the tracked objects and, with two or more tracks, the
+        relations linking each span to its track.
 
     Raises:
         ValueError: ``step`` < 1, or a ``swap`` naming an object that is not tracked.
@@ -187,12 +197,14 @@ def video_track_result(scene: Scene, data: Mapping[str, Any], perturb: Perturbat
     size, shift = (float(data["width"]), float(data["height"])), (perturb.dx_px, perturb.dy_px)
     ids = [o for o in matching_objects(scene, data["label"]) if o not in perturb.miss]
     rows = {o: [fr.state(o) if fr.state(o).visible else None for fr in frames] for o in ids}
+    hidden = {o: [fr.state(o).status == "occluded" for fr in frames] for o in ids}
     if perturb.swap is not None:
         a, b = perturb.swap
         if a not in rows or b not in rows:
             raise ValueError(f"swap {perturb.swap} names an object that is not tracked (tracked: {ids})")
         k = _swap_frame(rows, (a, b), n, perturb.swap_at)
-        rows[a], rows[b] = rows[a][:k - 1] + rows[b][k - 1:], rows[b][:k - 1] + rows[a][k - 1:]
+        for table in (rows, hidden):  # the track of a carries b from frame k on, hidden frames included
+            table[a], table[b] = table[a][:k - 1] + table[b][k - 1:], table[b][:k - 1] + table[a][k - 1:]
     out = []
     for oid in ids:
         row, sequence = rows[oid], []
@@ -209,7 +221,29 @@ def video_track_result(scene: Scene, data: Mapping[str, Any], perturb: Perturbat
                         "origin": "manual",
                         "value": {"framesCount": n, "duration": float(data.get("duration", n / fps)),
                                   "labels": [LABEL], "sequence": sequence}})
+    if perturb.no_occlusion:
+        return out
+    tracked = [int(r["id"][3:]) for r in out]
+    spans = [(oid, k, run) for oid in tracked for k, run in enumerate(_runs(hidden[oid]))]
+    for oid, k, (a, b) in spans:
+        out.append({"id": f"occ{oid}_{k}", "from_name": "occluded", "to_name": "video", "type": "timelinelabels",
+                    "origin": "manual", "value": {"ranges": [{"start": a, "end": b}], "timelinelabels": ["occluded"]}})
+    if len(tracked) > 1:
+        out += [{"type": "relation", "from_id": f"occ{oid}_{k}", "to_id": f"obj{oid}", "direction": "right"}
+                for oid, k, _ in spans]
     return out
+
+
+def _runs(flags: Sequence[bool]) -> list[tuple[int, int]]:
+    """1-based inclusive ``(first, last)`` frames of each run of True."""
+    runs, start = [], None
+    for f, flag in enumerate(list(flags) + [False], start=1):
+        if flag and start is None:
+            start = f
+        elif not flag and start is not None:
+            runs.append((start, f - 1))
+            start = None
+    return runs
 
 
 def multi_image_point_result(data: Mapping[str, Any], points: Sequence[Mapping[Hashable, tuple[float, float]]],
@@ -239,13 +273,35 @@ def multi_image_point_result(data: Mapping[str, Any], points: Sequence[Mapping[H
     return out + ([_unsure("images")] if perturb.unsure else [])
 
 
+def multi_image_qa_result(pairs: Sequence[tuple[str, str]], perturb: Perturbation = NONE) -> list[dict]:
+    """``question_n`` / ``answer_n`` texts for a ``multi_image_qa`` task from known pairs.
+
+    Args:
+        pairs: 1 to 3 ``(question, answer)`` pairs, in slot order.
+        perturb: ``text`` replaces the first answer; ``restyle`` rewrites every text.
+
+    Raises:
+        ValueError: no pair, or more pairs than the config has slots (3).
+    """
+    if not 1 <= len(pairs) <= 3:
+        raise ValueError(f"a multi_image_qa task holds 1 to 3 pairs, got {len(pairs)}")
+    out = []
+    for n, (question, answer) in enumerate(pairs, start=1):
+        if n == 1 and perturb.text is not None:
+            answer = perturb.text
+        if perturb.restyle:
+            question, answer = restyle(question), restyle(answer)
+        out += [_textarea(f"question_{n}", question, "images"), _textarea(f"answer_{n}", answer, "images")]
+    return out
+
+
 def restyle(text: str) -> str:
     """The same text as another annotator would type it: lower case, no trailing punctuation."""
     return text.lower().rstrip(" .!?")
 
 
-def _textarea(name: str, text: str) -> dict:
-    return {"id": name, "from_name": name, "to_name": "video", "type": "textarea", "origin": "manual",
+def _textarea(name: str, text: str, to_name: str = "video") -> dict:
+    return {"id": name, "from_name": name, "to_name": to_name, "type": "textarea", "origin": "manual",
             "value": {"text": [text]}}
 
 
@@ -273,30 +329,36 @@ def caption_result(scene: Scene, perturb: Perturbation = NONE, *, rating: Option
 
 
 def simulate(kind: str, data: Mapping[str, Any], scene: Optional[Scene] = None, perturb: Perturbation = NONE, *,
-             points: Optional[Sequence[Mapping[Hashable, tuple[float, float]]]] = None, **options: Any) -> list[dict]:
+             points: Optional[Sequence[Mapping[Hashable, tuple[float, float]]]] = None,
+             pairs: Optional[Sequence[tuple[str, str]]] = None, **options: Any) -> list[dict]:
     """The result list for a task of any kind (dispatches on ``kind``; ``data["kind"]`` by default).
 
     Args:
         kind: the project kind (``video_point``, ``video_track``, ``multi_image_point``,
-            ``ask_model_anything``, ``caption``).
+            ``multi_image_qa``, ``ask_model_anything``, ``caption``).
         data: the task's data.
-        scene: the clip's scene (every kind but ``multi_image_point``).
+        scene: the clip's scene (the video kinds).
         perturb: how this annotator errs.
         points: the per-image points of a ``multi_image_point`` task.
+        pairs: the question/answer pairs of a ``multi_image_qa`` task.
         **options: ``step`` (tracks), ``qa_index`` (ask_model_anything), ``rating`` (caption).
 
     Raises:
-        ValueError: an unknown kind, or a missing scene or points.
+        ValueError: an unknown kind, or a missing scene, points or pairs.
     """
     if kind == "multi_image_point":
         if points is None:
             raise ValueError("multi_image_point needs points")
         return multi_image_point_result(data, points, perturb)
+    if kind == "multi_image_qa":
+        if pairs is None:
+            raise ValueError("multi_image_qa needs pairs")
+        return multi_image_qa_result(pairs, perturb)
     builders = {"video_point": video_point_result, "video_track": video_track_result,
                 "ask_model_anything": lambda s, d, p, **o: ask_model_anything_result(s, p, **o),
                 "caption": lambda s, d, p, **o: caption_result(s, p, **o)}
     if kind not in builders:
-        raise ValueError(f"unknown kind {kind!r}; known: {sorted([*builders, 'multi_image_point'])}")
+        raise ValueError(f"unknown kind {kind!r}; known: {sorted([*builders, 'multi_image_point', 'multi_image_qa'])}")
     if scene is None:
         raise ValueError(f"{kind} needs the clip's scene")
     return builders[kind](scene, data, perturb, **options)
