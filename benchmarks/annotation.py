@@ -101,6 +101,13 @@ def clip_keys(ingest_dir: Path) -> list[str]:
     return sorted(s["__key__"] for s in iter_samples(paths, decode_json=True))
 
 
+def video_rows(ingest_dir: Path) -> dict[str, dict]:
+    """Video id -> its ``videos.parquet`` row, as push reads them (VideoPoint tasks carry source and duration)."""
+    import pyarrow.parquet as pq
+
+    return {r["key"]: r for r in pq.read_table(ingest_dir / "videos.parquet").to_pylist()}
+
+
 def make_items(keys: list[str], n: int, predictions: bool) -> list:
     """``n`` PushItems cycling over the clips, each with its own query and label (so its own task key)."""
     from annotation.push import PushItem
@@ -383,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         ingest_dir = make_ingest(base, args.clips, args.seed)
         keys = clip_keys(ingest_dir)
         items = make_items(keys, n, predictions=not args.no_predictions)
+        videos = video_rows(ingest_dir)
         print(f"ingest output: {len(keys)} clips in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
         t0 = time.perf_counter()
@@ -400,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         ours_push(client, warm_project, ingest_dir, info.media_root, warm, args.batch_size)
         ours_pull(client, warm_project, base / "snapshots-warm-up")
         warm_payloads = build_tasks(KIND, materialize(ingest_dir, KIND, keys, base / "scratch-warm-up",
-                                                      "bench warm-up ours"), warm)
+                                                      "bench warm-up ours"), warm, videos=videos)
         warm_id = direct.create_project("bench warm-up direct")
         direct.push(warm_id, str(media_folder(info.media_root, "bench warm-up ours")), warm_payloads, args.batch_size)
         direct.pull(warm_id, args.poll_interval)
@@ -414,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             state["direct_id"] = direct.create_project(f"bench push direct {r}")
             # the direct side's task JSON: the same builder over the same clips, same title -> same URLs
             state["payloads"] = build_tasks(KIND, materialize(ingest_dir, KIND, keys, base / f"scratch-{r}", title),
-                                            items)
+                                            items, videos=videos)
             state["storage"] = media_folder(info.media_root, f"bench push direct {r}")
             state["storage"].mkdir(parents=True, exist_ok=True)
             state.setdefault("first_project", state["project"])

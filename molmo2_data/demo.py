@@ -5,10 +5,13 @@
    a few bad and duplicate inputs, and a manifest of all of them, every row with its ``split``.
 2. Run the ingest pipeline (Beam, FnApiRunner) on the manifest: fetch, probe, filter, dedupe,
    sample the Molmo 2 way, decode, write checksummed shards and tables; image sets as ImageSets.
-3. Annotation: Label Studio (started headless on loopback) gets VideoPoint and VideoTrack
-   projects; simulated annotators label every task from the ground truth; snapshots are pulled
-   and normalized into records, which are checked against the ground truth. With
-   ``--no-labelstudio`` the saved snapshots (or an offline simulated export) are used instead.
+3. Annotation (``molmo2_data.demo_annotate``): Label Studio (started headless on loopback) gets
+   a project per human-made dataset: VideoPoint, VideoTrack, Cap (``caption``),
+   AskModelAnything, MultiImagePoint and MultiImageQA (on the image sets); simulated annotators
+   label every task from the ground truth and its templated text; snapshots are pulled and
+   normalized into records (with provenance), which are checked against the ground truth and
+   counted per dataset. With ``--no-labelstudio`` the saved snapshots (or an offline simulated
+   export) are used instead.
 4. Render each clip's ground truth as Molmo 2 point / count / track text at its sample times
    (what the VideoPoint and VideoTrack datasets will hold), and check it parses back.
 5. Check every ingested image set against its ground truth (split kept, PNGs kept, each
@@ -200,8 +203,11 @@ def _run(args: argparse.Namespace) -> None:
 
     where = "offline (--no-labelstudio)" if args.no_labelstudio else "Label Studio on loopback"
     print(f"[3/5] annotation: {where}, simulated annotators, snapshots, normalize")
-    counts = run_annotation(out, out / "ingest", truths, use_labelstudio=not args.no_labelstudio)
-    print(f"  normalized records {counts}; counts match the ground truth")
+    counts = run_annotation(out, out / "ingest", truths, use_labelstudio=not args.no_labelstudio,
+                            set_truths={s.key: s.ground_truth for s in sets})
+    print("  records per dataset, each checked against the ground truth:")
+    for dataset, n in counts.items():
+        print(f"    {dataset:<17} {n}")
     print("[4/5] Molmo 2 grounding text from the ground truth at each clip's sample times")
     examples = _grounding_examples(out, truths)
     for e in examples[:3]:

@@ -46,6 +46,54 @@ def test_demo_sets_every_split_and_ingests_its_image_sets(demo):
     assert "every point on its shape" in stdout
 
 
+HUMAN_MADE = ("VideoPoint", "VideoTrack", "Cap", "AskModelAnything", "MultiImagePoint", "MultiImageQA")
+
+
+def test_demo_makes_every_human_made_dataset_and_counts_it(demo):
+    """Six projects through (saved) Label Studio snapshots into records, each counted in the output."""
+    from schemas.arrow import from_table
+
+    out, stdout = demo
+    sets = {s["key"] for s in pq.read_table(out / "ingest" / "imagesets.parquet").to_pylist()}
+    for dataset in HUMAN_MADE:
+        table = pq.read_table(out / "annotations" / f"{dataset}.parquet")
+        records = from_table(dataset, table)  # valid at the current schema version
+        assert records and f"    {dataset:<17} {len(records)}" in stdout, dataset
+        for r in records:
+            assert r.provenance.method == "human" and r.provenance.project == f"demo {dataset}"
+            assert r.provenance.annotation_ids and r.provenance.annotators
+        if dataset.startswith("MultiImage"):
+            assert {r.image_set_id for r in records} <= sets and 2 <= min(len(r.image_ids) for r in records)
+    tracks = from_table("VideoTrack", pq.read_table(out / "annotations" / "VideoTrack.parquet"))
+    states = [("absent" if p is None else "occluded" if p.occluded else "visible")
+              for r in tracks for o in r.objects for p in o.points]
+    assert states.count("occluded") > 0 and states.count("absent") > 0  # the scenes hide and lose objects
+    for line in ("demo MultiImagePoint:", "demo MultiImageQA:", "demo Cap:", "demo AskModelAnything:"):
+        assert line in stdout
+
+
+def demo_truth(out, dataset: str) -> tuple[dict, dict, list[dict]]:
+    """The demo's clips by key, scene ground truth by video id, and one dataset's records."""
+    from pipelines.procedural.scenes import load_ground_truth
+
+    clips = {c["key"]: c for c in pq.read_table(out / "ingest" / "clips.parquet").to_pylist()}
+    scenes = {c["video_id"]: load_ground_truth((out / "inputs" / f"{c['video_id']}.json").read_text())
+              for c in clips.values()}
+    return clips, scenes, pq.read_table(out / "annotations" / f"{dataset}.parquet").to_pylist()
+
+
+def test_the_track_check_tells_occluded_from_absent(demo):
+    from molmo2_data.demo_checks import track_mismatches
+
+    clips, scenes, records = demo_truth(demo[0], "VideoTrack")
+    assert track_mismatches(records, clips, scenes) == []
+    hidden = next((r, o, i) for r in records for o in r["objects"] for i, p in enumerate(o["points"])
+                  if p is not None and p["occluded"])
+    hidden[1]["points"][hidden[2]] = None  # read as out of view
+    (line,) = track_mismatches(records, clips, scenes)
+    assert line.startswith(hidden[0]["key"]) and "occluded entries" in line
+
+
 def test_demo_annotations_cover_every_clip(demo):
     out, _ = demo
     clips = {c["key"] for c in pq.read_table(out / "ingest" / "clips.parquet").to_pylist()}
@@ -95,14 +143,9 @@ def test_annotate_commands_say_what_is_missing(tmp_path):
 
 def test_a_count_that_differs_from_the_ground_truth_is_named(demo):
     """The demo's checks are real: a VideoPoint count off by one is reported with both values."""
-    from molmo2_data.demo_annotate import count_mismatches
-    from pipelines.procedural.scenes import load_ground_truth
+    from molmo2_data.demo_checks import count_mismatches
 
-    out, _ = demo
-    clips = {c["key"]: c for c in pq.read_table(out / "ingest" / "clips.parquet").to_pylist()}
-    scenes = {c["video_id"]: load_ground_truth((out / "inputs" / f"{c['video_id']}.json").read_text())
-              for c in clips.values()}
-    records = pq.read_table(out / "annotations" / "VideoPoint.parquet").to_pylist()
+    clips, scenes, records = demo_truth(demo[0], "VideoPoint")
     assert count_mismatches(records, clips, scenes) == []
     records[1]["count"] += 1
     (line,) = count_mismatches(records, clips, scenes)

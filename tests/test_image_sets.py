@@ -24,7 +24,7 @@ from pipelines.procedural.image_sets import (
 from pipelines.render import COLORS, SHAPE_COLORS, Diagram, format_value, render_png
 from schemas.pointing import parse_count, parse_points
 from schemas.prompts import messages_for
-from schemas.records import validate
+from schemas.records import generated_provenance, validate
 
 # (bounding-box fill, width / height) of each kind, from its geometry (pipelines.render.shapes)
 SIGNATURES = {"circle": (np.pi / 4, 1.0), "square": (1.0, 1.0), "diamond": (0.5, 1.0),
@@ -259,6 +259,10 @@ def test_ground_truth_points_land_on_the_shapes_in_the_ingested_images(ingested)
         check_point_queries(truth, images)
 
 
+MADE = generated_provenance("pipelines.procedural.image_sets", "procedural", "none", 1, 0)
+"""Records made straight from the ground truth say so."""
+
+
 def test_ground_truth_makes_valid_multi_image_records_and_conversations(ingested):
     out, files, _ = ingested
     sets = {r["key"]: r for r in pq.read_table(out / "imagesets.parquet").to_pylist()}
@@ -266,12 +270,14 @@ def test_ground_truth_makes_valid_multi_image_records_and_conversations(ingested
     for f in files:
         truth, media = load_ground_truth(f.ground_truth.read_text()), sets[f.key]
         image_ids = [i["image_id"] for i in media["images"]]
-        qa = validate("MultiImageQA", {"key": f"{f.key}-qa", "image_set_id": f.key, "image_ids": image_ids,
+        qa = validate("MultiImageQA", {"key": f"{f.key}-qa", "provenance": MADE, "image_set_id": f.key,
+                                       "image_ids": image_ids,
                                        "qa_pairs": [{"question": q.question, "answer": q.answer} for q in truth.qa]})
         assert len(messages_for("MultiImageQA", qa, media)) == 2 * len(truth.qa)
         for q in truth.point_queries:
             record = validate("MultiImagePoint", {
-                "key": f"{f.key}-{q.label.replace(' ', '_')}", "image_set_id": f.key, "image_ids": image_ids,
+                "key": f"{f.key}-{q.label.replace(' ', '_')}", "provenance": MADE, "image_set_id": f.key,
+                "image_ids": image_ids,
                 "label": q.label, "question": q.question, "count": q.count,
                 "points": [{"image_index": p.image_index, "x": p.x, "y": p.y} for p in q.points]})
             messages = messages_for("MultiImagePoint", record, media, style="multi_image_point_then_count")

@@ -420,3 +420,49 @@ def test_golden_conversations_through_the_shipped_template(tiny_molmo2_processor
         for gen in (False, True):
             text = tiny_molmo2_processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
             assert text == render_chat(msgs, gen), (dataset, style)
+
+
+# ----------------------------------------------------------------------------- procedural image sets
+
+
+@pytest.fixture(scope="module")
+def shape_set():
+    from pipelines.procedural.image_sets import ImageSetSpec, make_image_set
+
+    truth = make_image_set(ImageSetSpec(seed=5, kind="shapes"))
+    ids = [f"img-{i}" for i in range(len(truth.images))]
+    media = validate("image_set", {"key": "gt-set", "license": "CC0-1.0", "source": "procedural", "split": "train",
+                                   "images": [{"image_id": i, "uri": f"images/{i}.png", "sha256": "0" * 64,
+                                               "width": 448, "height": 336} for i in ids]})
+    return truth, media, ids
+
+
+def test_multi_image_points_from_ground_truth_are_the_renderer_s_text(shape_set):
+    """A MultiImagePoint record made from a query's exact points trains as the text the image-set
+    renderer wrote for that query, in every style: counts, 1-based image numbers, points."""
+    truth, media, ids = shape_set
+    assert any(q.count == 0 for q in truth.point_queries) and any(q.count > 1 for q in truth.point_queries)
+    for q in truth.point_queries:
+        rec = validate("MultiImagePoint", {"key": "gt-mip", "provenance": HUMAN, "image_set_id": "gt-set",
+                                           "image_ids": ids, "label": q.label, "question": q.question,
+                                           "count": q.count, "points": [{"image_index": p.image_index, "x": p.x,
+                                                                         "y": p.y} for p in q.points]})
+        assert messages_for("MultiImagePoint", rec, media, "multi_image_point_then_count")[1]["content"] == q.text
+        counted = messages_for("MultiImagePoint", rec, media, "multi_image_counting")[1]["content"]
+        assert parse_count(counted) == q.count
+        marks = parse_points(messages_for("MultiImagePoint", rec, media)[1]["content"])
+        assert collections.Counter(int(m.group) - 1 for m in marks) == collections.Counter(
+            {i: n for i, n in enumerate(q.counts) if n})
+
+
+def test_multi_image_qa_from_ground_truth_is_one_turn_per_pair(shape_set):
+    truth, media, ids = shape_set
+    pairs = [{"question": qa.question, "answer": qa.answer} for qa in truth.qa[:3]]
+    rec = validate("MultiImageQA", {"key": "gt-miqa", "provenance": HUMAN, "image_set_id": "gt-set",
+                                    "image_ids": ids, "qa_pairs": pairs})
+    msgs = messages_for("MultiImageQA", rec, media)
+    assert [b["image_id"] for b in msgs[0]["content"][:-1]] == ids
+    assert [m["content"] for m in msgs[1::2]] == [p["answer"] for p in pairs]
+    assert msgs[0]["content"][-1]["text"] == pairs[0]["question"]
+    assert [m["content"] for m in msgs[2::2]] == [p["question"] for p in pairs[1:]]
+    assert render_chat(msgs).startswith("".join(f"Image {i + 1}<|image|>" for i in range(len(ids))))

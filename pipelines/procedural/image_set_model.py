@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.render import from_dict, to_dict
+from schemas.record_types import MAX_SET_IMAGES, MIN_SET_IMAGES
 
 __all__ = [
     "GT_SCHEMA", "GT_VERSION", "SET_KINDS", "MIN_IMAGES", "MAX_IMAGES", "ImageSetSpec", "SetPoint",
@@ -29,7 +30,8 @@ GT_VERSION = 1
 SET_KINDS = ("shapes", "charts", "diagrams")
 """``shapes``: coloured shapes (MultiImagePoint and MultiImageQA); ``charts``: one data topic
 drawn as bar / line / pie charts, tables and documents; ``diagrams``: flow diagrams."""
-MIN_IMAGES, MAX_IMAGES = 2, 5
+MIN_IMAGES, MAX_IMAGES = MIN_SET_IMAGES, MAX_SET_IMAGES
+"""Images per set: the schemas' one definition (``ImageSet`` holds 2 to 5)."""
 
 
 @dataclass(frozen=True)
