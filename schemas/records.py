@@ -65,11 +65,12 @@ from schemas.record_types import (
     VideoAsset,
     point_time_on_grid,
 )
+from schemas.review import ReviewDecision
 
 __all__ = [
     "AskModelAnything", "Cap", "CapQA", "Clip", "DatasetRecord", "FailureRecord", "ImageInfo", "ImagePoint",
     "ImageSet", "MultiImagePoint", "MultiImageQA", "MultiImageRecord", "Point", "QAPair",
-    "Record", "SubtitleCue", "SubtitleQA", "SynMultiImageQA", "TimedPoint", "TrackObject",
+    "Record", "ReviewDecision", "SubtitleCue", "SubtitleQA", "SynMultiImageQA", "TimedPoint", "TrackObject",
     "TrackPoint", "Provenance", "human_provenance", "generated_provenance", "MIN_SET_IMAGES", "MAX_SET_IMAGES",
     "MIN_NEGATIVE_ANSWERS", "VideoAnnotation", "VideoAsset", "VideoPoint", "VideoTrack",
     "DATASETS", "RECORD_TYPES", "FieldError", "RecordValidationError", "UnknownRecordTypeError",
@@ -85,10 +86,11 @@ DATASETS: Mapping[str, type[Record]] = MappingProxyType({
 """The nine Molmo 2 datasets, by name."""
 
 RECORD_TYPES: Mapping[str, type[Record]] = MappingProxyType({
-    **{cls.RECORD_NAME: cls for cls in (VideoAsset, Clip, ImageSet, FailureRecord)},
+    **{cls.RECORD_NAME: cls for cls in (VideoAsset, Clip, ImageSet, FailureRecord, ReviewDecision)},
     **DATASETS,
 })
-"""Every record type by name: ``"video"``, ``"clip"``, ``"image_set"``, ``"failure"`` and the datasets."""
+"""Every record type by name: ``"video"``, ``"clip"``, ``"image_set"``, ``"failure"``,
+``"review_decision"`` and the datasets."""
 
 
 class FieldError(NamedTuple):
