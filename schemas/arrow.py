@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Annotated, Any, Literal, Union
 
 import pyarrow as pa
@@ -32,6 +32,7 @@ __all__ = [
     "arrow_schema",
     "to_table",
     "from_table",
+    "table_rows",
 ]
 
 RECORD_TYPE_METADATA = b"molmo2.record_type"
@@ -165,6 +166,40 @@ def _maps_to_dicts(dtype: pa.DataType, value: Any) -> Any:
     return value
 
 
+def table_rows(record_type_name: str, table: pa.Table) -> Iterator[dict[str, Any]]:
+    """The rows of a table written by ``to_table`` as plain record dicts, not yet validated.
+
+    Maps come back as dicts, and rows without a ``schema_version`` column take the version in
+    the table metadata, so each row can go to ``validate`` (which migrates it) on its own: a
+    caller that must keep going past a bad row (and record it as a failure) reads this way.
+
+    Args:
+        record_type_name: registry name of the record type.
+        table: a table written by ``to_table`` (e.g. read back from Parquet).
+
+    Yields:
+        One dict per row, in row order.
+
+    Raises:
+        ValueError: if the table metadata names another record type.
+        UnknownRecordTypeError: for an unknown record type name.
+    """
+    get_record_type(record_type_name)
+    meta = table.schema.metadata or {}
+    stored = meta.get(RECORD_TYPE_METADATA)
+    if stored is not None and stored.decode("utf-8") != record_type_name:
+        raise ValueError(f"table holds {stored.decode('utf-8')!r} records, not {record_type_name!r}")
+    meta_version = meta.get(SCHEMA_VERSION_METADATA)
+    default_version = int(meta_version) if meta_version is not None and meta_version.isdigit() else None
+    map_columns = [f for f in table.schema if _has_map(f.type)]
+    for row in table.to_pylist():
+        for field in map_columns:
+            row[field.name] = _maps_to_dicts(field.type, row[field.name])
+        if "schema_version" not in row and default_version is not None:
+            row["schema_version"] = default_version
+        yield row
+
+
 def from_table(record_type_name: str, table: pa.Table) -> list[Record]:
     """Read records back from an Arrow table, migrating and validating every row.
 
@@ -183,19 +218,4 @@ def from_table(record_type_name: str, table: pa.Table) -> list[Record]:
         ValueError: if the table metadata names another record type.
         RecordValidationError: for the first invalid row (or a version newer than this code).
     """
-    get_record_type(record_type_name)
-    meta = table.schema.metadata or {}
-    stored = meta.get(RECORD_TYPE_METADATA)
-    if stored is not None and stored.decode("utf-8") != record_type_name:
-        raise ValueError(f"table holds {stored.decode('utf-8')!r} records, not {record_type_name!r}")
-    meta_version = meta.get(SCHEMA_VERSION_METADATA)
-    default_version = int(meta_version) if meta_version is not None and meta_version.isdigit() else None
-    map_columns = [f for f in table.schema if _has_map(f.type)]
-    out = []
-    for row in table.to_pylist():
-        for field in map_columns:
-            row[field.name] = _maps_to_dicts(field.type, row[field.name])
-        if "schema_version" not in row and default_version is not None:
-            row["schema_version"] = default_version
-        out.append(validate(record_type_name, row))
-    return out
+    return [validate(record_type_name, row) for row in table_rows(record_type_name, table)]

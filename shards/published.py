@@ -1,0 +1,222 @@
+"""The layout of a published dataset version, how to find committed versions, and ``verify``.
+
+One job: know where the files of ``<root>/<dataset>/<version>/`` are and what makes a version
+real. ``pipelines.publish`` writes versions; readers (``shards.dataset``, the trainer, the
+``verify``/``list``/``diff`` commands) read them through here only.
+
+Layout of a version folder::
+
+    manifest.json            the commit point, written last; a folder without it is not a version
+    {split}-NNNNNN.tar       the samples (``pipelines.publish.samples`` says what one holds)
+    index/{split}.parquet    one row per sample: key, shard, position, offset, length, sha256
+    stats.json               counts, exclusions and failures by reason, distributions
+    failures.parquet         records left out as failures, with the rule or error (``failure``)
+    exclusions.jsonl         records left out on purpose, with the reason (review, takedown, license)
+    README.md                dataset card; its YAML header lets ``datasets.load_dataset`` load it
+    report.html              plots and previews for a person
+    build_info.json          build time and host: not in the manifest (they differ every run)
+
+``manifest.json`` (canonical JSON, so equal versions are equal bytes): ``format``, ``dataset``,
+``version``, ``parent_version``, ``inputs`` (kind, uri, sha256, files), ``code``, ``config``,
+``splits`` (per split: samples, records, bytes), ``shards`` (per shard: name, split, sha256,
+num_samples, num_bytes, first_key, last_key) and ``files`` (every other file but
+``build_info.json``: sha256 and bytes).
+
+Storage: ``root`` is a local path or an fsspec URL.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import fsspec
+
+__all__ = [
+    "FORMAT", "MANIFEST", "VersionNotFound", "version_dir", "read_manifest", "list_versions", "list_datasets",
+    "version_key", "manifest_bytes", "VerifyResult", "verify_version", "split_spans",
+]
+
+FORMAT = "molmo2-data/published-dataset-v1"
+MANIFEST = "manifest.json"
+_VERSION = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+
+
+class VersionNotFound(FileNotFoundError):
+    """No committed version there (no folder, or a folder without ``manifest.json``)."""
+
+
+def version_key(version: str) -> tuple[int, int, int]:
+    """Sort key of an ``X.Y.Z`` version. Raises ValueError for anything else."""
+    match = _VERSION.match(version)
+    if not match:
+        raise ValueError(f"not a version X.Y.Z: {version!r}")
+    return tuple(int(g) for g in match.groups())  # type: ignore[return-value]
+
+
+def join(*parts: str) -> str:
+    """Join URL or path parts with ``/``."""
+    return "/".join([parts[0].rstrip("/"), *(p.strip("/") for p in parts[1:])])
+
+
+def version_dir(root: str, dataset: str, version: str) -> str:
+    """``<root>/<dataset>/<version>``."""
+    return join(root, dataset, version)
+
+
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """The exact bytes a manifest is stored as: sorted keys, one-space indent, UTF-8, newline."""
+    return (json.dumps(manifest, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+
+def read_manifest(root: str, dataset: str, version: str) -> dict[str, Any]:
+    """The manifest of a committed version.
+
+    Raises:
+        VersionNotFound: no such version, or one whose publish never committed.
+        ValueError: a manifest that is not this format.
+    """
+    url = join(version_dir(root, dataset, version), MANIFEST)
+    try:
+        with fsspec.open(url, "rb") as f:
+            data = json.loads(f.read())
+    except FileNotFoundError:
+        raise VersionNotFound(f"{dataset} {version} under {root}: no committed version "
+                              f"(no {MANIFEST}; an unfinished publish leaves none)") from None
+    if data.get("format") != FORMAT:
+        raise ValueError(f"{url}: not a {FORMAT} manifest (format {data.get('format')!r})")
+    return data
+
+
+def _children(url: str) -> list[str]:
+    fs, path = fsspec.core.url_to_fs(url)
+    if not fs.isdir(path):
+        return []
+    return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
+
+
+def list_versions(root: str, dataset: str) -> list[str]:
+    """Committed versions of a dataset (folders with a manifest), lowest first."""
+    fs, _ = fsspec.core.url_to_fs(root)
+    found = []
+    for name in _children(join(root, dataset)):
+        if _VERSION.match(name) and fs.isfile(fsspec.core.url_to_fs(join(root, dataset, name, MANIFEST))[1]):
+            found.append(name)
+    return sorted(found, key=version_key)
+
+
+def list_datasets(root: str) -> list[str]:
+    """Datasets under ``root`` that have at least one committed version."""
+    return [name for name in _children(root) if not name.startswith(".") and list_versions(root, name)]
+
+
+def split_spans(root: str, dataset: str, version: str, split: str) -> list[dict[str, Any]]:
+    """The index rows of one split (key, shard, position, offset, length, sha256), in position order."""
+    import pyarrow.parquet as pq
+
+    with fsspec.open(join(version_dir(root, dataset, version), "index", f"{split}.parquet"), "rb") as f:
+        return pq.read_table(f).to_pylist()
+
+
+@dataclass
+class VerifyResult:
+    """What ``verify_version`` found; ``ok`` when ``problems`` is empty."""
+
+    dataset: str
+    version: str
+    shards: int = 0
+    samples: int = 0
+    bytes: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _sha256(url: str) -> tuple[str, int]:
+    import hashlib
+
+    digest, size = hashlib.sha256(), 0
+    with fsspec.open(url, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def verify_version(root: str, dataset: str, version: str, deep: bool = True) -> VerifyResult:
+    """Check a committed version against its manifest.
+
+    Every shard: sha256 and size as listed, and (``deep``) read through ``shards.reader`` to
+    count its samples and check its structure; every listed file's sha256; the index's sample
+    counts per shard; no tar in the folder that the manifest does not list.
+
+    Raises:
+        VersionNotFound: no committed version there.
+    """
+    from shards.reader import ShardReadError, iter_samples
+
+    manifest = read_manifest(root, dataset, version)
+    where = version_dir(root, dataset, version)
+    result = VerifyResult(dataset, version)
+    for name, want in sorted(manifest["files"].items()):
+        try:
+            got = _sha256(join(where, name))
+        except FileNotFoundError:
+            result.problems.append(f"{name}: missing")
+            continue
+        if got != (want["sha256"], want["bytes"]):
+            result.problems.append(f"{name}: sha256 {got[0]} ({got[1]} bytes), the manifest says "
+                                   f"{want['sha256']} ({want['bytes']} bytes)")
+    indexed: dict[str, int] = {}
+    for split in manifest["splits"]:
+        try:
+            for row in split_spans(root, dataset, version, split):
+                indexed[row["shard"]] = indexed.get(row["shard"], 0) + 1
+        except FileNotFoundError:
+            result.problems.append(f"index/{split}.parquet: missing")
+    for shard in manifest["shards"]:
+        name, url = shard["name"], join(where, shard["name"])
+        result.shards += 1
+        try:
+            sha, size = _sha256(url)
+        except FileNotFoundError:
+            result.problems.append(f"{name}: missing")
+            continue
+        result.bytes += size
+        if (sha, size) != (shard["sha256"], shard["num_bytes"]):
+            result.problems.append(f"{name}: sha256 {sha} ({size} bytes), the manifest says {shard['sha256']} "
+                                   f"({shard['num_bytes']} bytes)")
+            continue
+        count = shard["num_samples"]
+        if deep:
+            try:
+                count = sum(1 for _ in iter_samples(_local_or_url(url)))
+            except ShardReadError as exc:
+                result.problems.append(f"{name}: {exc}")
+                continue
+        if count != shard["num_samples"] or indexed.get(name, 0) != shard["num_samples"]:
+            result.problems.append(f"{name}: {count} samples read, {indexed.get(name, 0)} indexed, the manifest "
+                                   f"says {shard['num_samples']}")
+        result.samples += count
+    listed = {s["name"] for s in manifest["shards"]}
+    for name in _children(where):
+        if name.endswith(".tar") and name not in listed:
+            result.problems.append(f"{name}: a shard the manifest does not list")
+    return result
+
+
+def _local_or_url(url: str) -> str:
+    """``shards.reader`` takes local paths (and URLs once it reads through fsspec)."""
+    fs, path = fsspec.core.url_to_fs(url)
+    from fsspec.implementations.local import LocalFileSystem
+
+    return path if isinstance(fs, LocalFileSystem) else url
+
+
+def parent_of(root: str, dataset: str, version: str) -> Optional[str]:
+    """The highest committed version of ``dataset`` below ``version``, or None."""
+    below = [v for v in list_versions(root, dataset) if version_key(v) < version_key(version)]
+    return below[-1] if below else None
