@@ -1,8 +1,9 @@
 """``molmo2-data``: the command line, and the only module that knows every package.
 
 A thin dispatcher: each command lives in its own module of ``molmo2_data`` (``demo``, ``ingest``,
-``annotate`` with ``annotate_server``, ``inspect``; ``not_built`` for the steps still to come),
-which declares its arguments with the standard library only and imports its heavy packages (Beam,
+``annotate`` with ``annotate_server``, ``publish``, ``verify``, ``diff``, ``listing`` (the
+``list`` command), ``preview``, ``inspect``; ``not_built`` for the steps still to come), which
+declares its arguments with the standard library only and imports its heavy packages (Beam,
 torch, transformers) inside its ``main``, so ``--help`` is instant.
 
 Exit codes of every command: 0 done; 1 the run failed; 2 a usage or input error (a bad option,
@@ -16,7 +17,7 @@ import sys
 from typing import Sequence
 
 # The command modules, in the order ``--help`` lists them; each has ``add_parser(commands)``.
-COMMAND_MODULES = ("demo", "ingest", "annotate", "inspect")
+COMMAND_MODULES = ("demo", "ingest", "annotate", "publish", "verify", "diff", "listing", "preview", "inspect")
 
 
 def build_parser() -> argparse.ArgumentParser:

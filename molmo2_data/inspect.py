@@ -29,7 +29,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
         description="Show the records of a Parquet table or the samples of a WebDataset shard, one "
         "block of 'column: value' lines per record, values in full.",
     )
-    p.add_argument("path", help="a .tar shard or a .parquet table")
+    p.add_argument("path", help="a .tar shard, a .parquet table, or a published version folder (with --key)")
+    p.add_argument("--key", help="show this one sample of a shard or published version: its media, every "
+                                 "record and each record's conversation")
     p.add_argument("--limit", type=int, default=5, help="records to show; 0 shows all (default: %(default)s)")
     p.add_argument("--columns", help="comma-separated columns (fields of a shard sample's JSON) to show; "
                                      "default: all")
@@ -132,11 +134,60 @@ def _show_tar(path: Path, args: argparse.Namespace) -> None:
     print(f"{path}: {n} samples, sha256 {file_sha256(path)}; showed {shown}{more}")
 
 
+def _conversation_text(messages: Any) -> str:
+    """A record's conversation as the text it trains as (``schemas.prompts.render_chat``), or its
+    messages as JSON while that is not available."""
+    if messages is None:
+        return "(none: the sample was published without conversations)"
+    try:
+        from schemas.prompts import render_chat
+    except ImportError:
+        return _text(messages)
+    return render_chat(messages)
+
+
+def show_sample(sample: dict[str, Any], out=sys.stdout) -> None:
+    """Print one published sample: members, media (source, license, split), records, conversations."""
+    body = sample["json"]
+    body = json.loads(body) if isinstance(body, (bytes, str)) else body
+    members = {k: len(v) for k, v in sample.items() if not k.startswith("__") and isinstance(v, (bytes, bytearray))}
+    media = body.get(body.get("media_type", ""), {})
+    head = {"(members)": members, **{k: body.get(k) for k in ("dataset", "media_type", "source", "license", "split",
+                                                               "source_ids")}, body.get("media_type", "media"): media}
+    print(format_record(f"sample {sample['__key__']}", head), file=out)
+    conversations = body.get("conversations") or {}
+    for record in body.get("records", []):
+        print(format_record(f"record {record['key']}", record), file=out)
+        print(f"conversation:\n{_conversation_text(conversations.get(record['key']))}", file=out)
+
+
+def _show_key(path: Path, key: str) -> None:
+    if path.is_dir():
+        from molmo2_data.preview import find_sample
+        from shards.published import VersionNotFound
+
+        try:
+            sample = find_sample(str(path), key)
+        except (KeyError, ValueError, VersionNotFound) as exc:
+            raise _Refused(exc.args[0] if isinstance(exc, KeyError) else str(exc)) from None
+    elif path.suffix == ".tar":
+        from shards.reader import iter_samples
+
+        sample = next((s for s in iter_samples(path) if s["__key__"] == key), None)
+        if sample is None:
+            raise _Refused(f"no sample {key!r} in the shard")
+    else:
+        raise _Refused("--key needs a .tar shard or a published version folder")
+    show_sample(sample)
+
+
 def main(args: argparse.Namespace, extra: list[str]) -> int:
     """Show ``args.path``; returns 0, or 2 when it is not a readable shard or table or a column is unknown."""
     path = Path(args.path)
     try:
-        if not path.is_file():
+        if getattr(args, "key", None):
+            _show_key(path, args.key)
+        elif not path.is_file():
             raise _Refused("is not a file")
         if path.suffix == ".tar":
             from shards.reader import MalformedShardError

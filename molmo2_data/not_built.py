@@ -11,18 +11,12 @@ __all__ = ["STEPS", "COMMANDS", "add_parsers"]
 
 # The steps still to come, as the README's status table names them.
 STEPS = {
-    "publish": "[6/9] publish versioned datasets",
     "train": "[7/9] the bundled trainer",
     "synth": "[8/9] synthetic generators",
 }
 
 # command -> (help, the step that brings it)
 COMMANDS = {
-    "publish": ("merge ingest outputs and records into a versioned, validated dataset", STEPS["publish"]),
-    "verify": ("check a published version's checksums and counts against its manifest", STEPS["publish"]),
-    "diff": ("samples added, removed and changed between two published versions", STEPS["publish"]),
-    "list": ("published datasets, versions, splits and counts", STEPS["publish"]),
-    "preview": ("a picture of a sample's frames with its points and tracks drawn", STEPS["publish"]),
     "train": ("train Molmo 2 on published datasets", STEPS["train"]),
     "eval": ("evaluate a checkpoint on published datasets", STEPS["train"]),
     "export": ("export a trained checkpoint", STEPS["train"]),

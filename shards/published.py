@@ -34,7 +34,7 @@ from typing import Any, Optional
 import fsspec
 
 __all__ = [
-    "FORMAT", "MANIFEST", "VersionNotFound", "version_dir", "read_manifest", "list_versions", "list_datasets",
+    "FORMAT", "MANIFEST", "VersionNotFound", "version_dir", "parse_version_dir", "parent_of", "read_manifest", "list_versions", "list_datasets",
     "version_key", "manifest_bytes", "VerifyResult", "verify_version", "split_spans",
 ]
 
@@ -63,6 +63,18 @@ def join(*parts: str) -> str:
 def version_dir(root: str, dataset: str, version: str) -> str:
     """``<root>/<dataset>/<version>``."""
     return join(root, dataset, version)
+
+
+def parse_version_dir(url: str) -> tuple[str, str, str]:
+    """``<root>/<dataset>/<version>`` -> ``(root, dataset, version)``.
+
+    Raises:
+        ValueError: when the last part is not a version ``X.Y.Z`` or there is no dataset part.
+    """
+    parts = url.rstrip("/").rsplit("/", 2)
+    if len(parts) != 3 or not parts[1] or not _VERSION.match(parts[2]):
+        raise ValueError(f"{url}: not a version folder <root>/<dataset>/<X.Y.Z>")
+    return parts[0] or "/", parts[1], parts[2]
 
 
 def manifest_bytes(manifest: dict[str, Any]) -> bytes:
