@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import warnings
 from typing import Any, Iterator, Literal, Optional
 
 from shards.index import SampleSpan, iter_spans
@@ -225,4 +226,6 @@ def open_dataset(root: str, dataset: str, version: str, split: str, *, rank: int
     stages: list[Any] = [_Source(data, plan, worker_id)]
     if decode_json:
         stages.append(wds.map(_decode_json))
-    return wds.DataPipeline(*stages).with_length(per_rank)
+    with warnings.catch_warnings():  # with_length warns that it does not cut epochs; here it is exact
+        warnings.simplefilter("ignore", UserWarning)
+        return wds.DataPipeline(*stages).with_length(per_rank)
