@@ -1,5 +1,9 @@
 """``molmo2-data inspect PATH``: show what a shard or a Parquet table holds, one whole record at a time.
 
+``inspect VERSION_DIR --key KEY`` (or ``SHARD.tar --key KEY``) shows one published sample: its
+media with source, license and split, every record, and each record's conversation as the text
+it trains as.
+
 Each row (or shard sample) is a block of ``column: value`` lines, values in full (lists and
 objects as compact JSON), so wide records stay readable. ``--columns a,b`` picks fields,
 ``--limit N`` the number of records (0: all), ``--schema`` prints a table's columns and types
@@ -135,14 +139,12 @@ def _show_tar(path: Path, args: argparse.Namespace) -> None:
 
 
 def _conversation_text(messages: Any) -> str:
-    """A record's conversation as the text it trains as (``schemas.prompts.render_chat``), or its
-    messages as JSON while that is not available."""
+    """A record's conversation as the text it trains as (``schemas.chat.render_chat``, the released
+    template's layout)."""
     if messages is None:
         return "(none: the sample was published without conversations)"
-    try:
-        from schemas.prompts import render_chat
-    except ImportError:
-        return _text(messages)
+    from schemas.chat import render_chat
+
     return render_chat(messages)
 
 
@@ -187,7 +189,8 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
     try:
         if getattr(args, "key", None):
             _show_key(path, args.key)
-        elif not path.is_file():
+            return 0
+        if not path.is_file():
             raise _Refused("is not a file")
         if path.suffix == ".tar":
             from shards.reader import MalformedShardError

@@ -35,7 +35,7 @@ import fsspec
 
 __all__ = [
     "FORMAT", "MANIFEST", "VersionNotFound", "version_dir", "parse_version_dir", "parent_of", "read_manifest", "list_versions", "list_datasets",
-    "version_key", "manifest_bytes", "VerifyResult", "verify_version", "split_spans",
+    "version_key", "manifest_bytes", "read_table", "VerifyResult", "verify_version", "split_spans",
 ]
 
 FORMAT = "molmo2-data/published-dataset-v1"
@@ -123,12 +123,25 @@ def list_datasets(root: str) -> list[str]:
     return [name for name in _children(root) if not name.startswith(".") and list_versions(root, name)]
 
 
-def split_spans(root: str, dataset: str, version: str, split: str) -> list[dict[str, Any]]:
-    """The index rows of one split (key, shard, position, offset, length, sha256), in position order."""
+def read_table(url: str, columns: Optional[list[str]] = None) -> Any:
+    """A Parquet file (local or fsspec URL) as a ``pyarrow.Table``, read in this thread.
+
+    Read as bytes through fsspec, then ``ParquetFile(...).read(use_threads=False)``: the
+    dataset-API reader (``pq.read_table`` on a file object or buffer) leaves pool threads that
+    abort the interpreter at exit ("terminate called without an active exception") about half
+    the time when torch was imported first, as it is in every trainer.
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with fsspec.open(join(version_dir(root, dataset, version), "index", f"{split}.parquet"), "rb") as f:
-        return pq.read_table(f).to_pylist()
+    with fsspec.open(url, "rb") as f:
+        data = f.read()
+    return pq.ParquetFile(pa.BufferReader(data)).read(columns=columns, use_threads=False)
+
+
+def split_spans(root: str, dataset: str, version: str, split: str) -> list[dict[str, Any]]:
+    """The index rows of one split (key, shard, position, offset, length, sha256), in position order."""
+    return read_table(join(version_dir(root, dataset, version), "index", f"{split}.parquet")).to_pylist()
 
 
 @dataclass

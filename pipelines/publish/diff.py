@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shards.published import join, read_manifest, split_spans, version_dir
+from shards.published import join, read_manifest, read_table, split_spans, version_dir
 
 __all__ = ["diff_versions", "removal_reasons"]
 
@@ -31,7 +31,6 @@ def _samples(root: str, dataset: str, version: str) -> dict[str, tuple[str, str]
 def removal_reasons(root: str, dataset: str, version: str) -> dict[str, str]:
     """Media key -> why records of that media were left out of ``version`` (reasons joined)."""
     import fsspec
-    import pyarrow.parquet as pq
 
     where = version_dir(root, dataset, version)
     reasons: dict[str, set[str]] = {}
@@ -41,15 +40,14 @@ def removal_reasons(root: str, dataset: str, version: str) -> dict[str, str]:
                 row = json.loads(line)
                 if row.get("media_key"):
                     reasons.setdefault(row["media_key"], set()).add(row["reason"])
-    with fsspec.open(join(where, "failures.parquet"), "rb") as f:
-        for row in pq.read_table(f, columns=["input", "error_type"]).to_pylist():
-            try:
-                record = json.loads(row["input"])
-            except ValueError:
-                continue
-            media = record.get("clip_id") or record.get("image_set_id") if isinstance(record, dict) else None
-            if media:
-                reasons.setdefault(media, set()).add(f"failed: {row['error_type']}")
+    for row in read_table(join(where, "failures.parquet"), ["input", "error_type"]).to_pylist():
+        try:
+            record = json.loads(row["input"])
+        except ValueError:
+            continue
+        media = record.get("clip_id") or record.get("image_set_id") if isinstance(record, dict) else None
+        if media:
+            reasons.setdefault(media, set()).add(f"failed: {row['error_type']}")
     return {k: ", ".join(sorted(v)) for k, v in reasons.items()}
 
 

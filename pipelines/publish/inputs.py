@@ -234,13 +234,10 @@ def read_rows(uri: str, record_type: str) -> Iterator[dict[str, Any]]:
     ``{"__unreadable__": "<line number>: <why>"}``, so the caller records a failure for it.
     """
     if uri.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
         from schemas.arrow import table_rows
+        from shards.published import read_table
 
-        with fsspec.open(uri, "rb") as f:
-            table = pq.read_table(f)
-        yield from table_rows(record_type, table)
+        yield from table_rows(record_type, read_table(uri))
         return
     with fsspec.open(uri, "rt", encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):

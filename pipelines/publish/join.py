@@ -234,8 +234,9 @@ class JoinMetaFn(beam.DoFn):
 
 
 class ValidateBatchFn(beam.DoFn):
-    """A batch of validation rows -> ``(media key, (dataset, record))`` for rows that pass every
-    record rule; the others to ``failed`` naming the rule (``pipelines.publish.validate``)."""
+    """A batch of validation rows -> ``(media key, (dataset, record, messages))`` for rows that pass
+    every record rule and phrase as a conversation; the others to ``failed`` naming the rule
+    (``pipelines.publish.validate``) or ``conversation`` (``messages_for`` refused the record)."""
 
     def __init__(self, min_images: int, max_images: int):
         self.min_images, self.max_images = min_images, max_images
@@ -253,7 +254,14 @@ class ValidateBatchFn(beam.DoFn):
         for dataset in sorted(by_dataset):
             passed, failed = self.rules.check(dataset, by_dataset[dataset])
             for row in passed:
-                yield row["meta"]["key"], (dataset, row["record"])
+                record = row["record"]
+                try:
+                    messages = S.conversation(dataset, record, row["meta"])
+                except ValueError as exc:
+                    yield pvalue.TaggedOutput(FAILED, record_failure(
+                        dataset, record["key"], "validate", "conversation", str(exc), record))
+                    continue
+                yield row["meta"]["key"], (dataset, record, messages)
             for row, rule, message in failed:
                 key = row["record"]["key"]
                 yield pvalue.TaggedOutput(FAILED, record_failure(
@@ -261,8 +269,8 @@ class ValidateBatchFn(beam.DoFn):
 
 
 class BuildSampleFn(beam.DoFn):
-    """``(media key, {"media": [(meta, frames)], "records": [(dataset, record)]})`` -> one sample
-    per dataset: ``(dataset, split, sample)``."""
+    """``(media key, {"media": [(meta, frames)], "records": [(dataset, record, messages)]})`` -> one
+    sample per dataset: ``(dataset, split, sample)``."""
 
     def process(self, element):
         media_key, grouped = element
@@ -272,7 +280,7 @@ class BuildSampleFn(beam.DoFn):
             return
         meta, frames = min(items, key=lambda item: json.dumps(item[0], sort_keys=True))
         per_dataset: dict[str, list] = {}
-        for dataset, record in records:
-            per_dataset.setdefault(dataset, []).append(record)
+        for dataset, record, messages in records:
+            per_dataset.setdefault(dataset, []).append((record, messages))
         for dataset in sorted(per_dataset):
             yield dataset, meta["split"], S.build_sample(dataset, meta, frames, per_dataset[dataset])

@@ -167,10 +167,8 @@ class PublishDatasets(beam.PTransform):
                     | "Failures" >> beam.Flatten()
                     | "WantedFailures" >> beam.Filter(lambda e: e[0] in wanted))
         excluded = (reviewed[J.EXCLUDED], rows[J.EXCLUDED]) | "Exclusions" >> beam.Flatten()
-        per_sample = samples | "SampleTallies" >> beam.FlatMap(
-            lambda e: [(e[0], "split_records", e[1], len(e[2]["json"]["records"])),
-                       (e[0], "conversations", "present" if e[2]["json"]["conversations"] else "missing",
-                        len(e[2]["json"]["records"]))])
+        per_sample = samples | "SampleTallies" >> beam.Map(
+            lambda e: (e[0], "split_records", e[1], len(e[2]["json"]["records"])))
         tallies = ((read[J.TALLY], reviewed[J.TALLY], per_sample,
                     failures | "FailureTally" >> beam.Map(_failure_tally),
                     excluded | "ExclusionTally" >> beam.Map(lambda e: (e[0], "excluded", e[1]["reason"], 1)))

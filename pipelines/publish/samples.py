@@ -16,7 +16,7 @@ Record shapes:
   whose JSON holds ``dataset``, ``media_type``, the media record (``clip`` or ``image_set``)
   with ``source``, ``license``, ``split``, ``source_ids``, the member names of its ``frames``,
   the ``records`` sorted by key, and ``conversations``: record key -> the messages it trains as
-  (``conversation``).
+  (``conversation``: ``schemas.prompts.messages_for`` in the default style).
 """
 from __future__ import annotations
 
@@ -118,45 +118,47 @@ def resample_for_clip(dataset: str, record: dict[str, Any], meta: dict[str, Any]
     """
     if dataset != "VideoTrack" or meta["kind"] != "clip":
         return record
-    from annotation.normalize import resample_track
+    from schemas.tracks import resample_track
 
     if list(record["timestamps"]) == list(meta["timestamps"]):
         return record
     return resample_track(record, times=meta["timestamps"])
 
 
-def conversation(dataset: str, record: dict[str, Any], meta: dict[str, Any]) -> Optional[list[dict[str, Any]]]:
+def conversation(dataset: str, record: dict[str, Any], meta: dict[str, Any]) -> list[dict[str, Any]]:
     """The conversation a record trains as, for trainers other than ours.
 
     The one place publishing asks for it: ``schemas.prompts.messages_for(dataset, record, media,
     style)`` in the default style, with the media record (Clip or ImageSet) as ``media``.
 
     Returns:
-        The HF-style messages, or None while ``schemas.prompts`` is not available (the sample
-        JSON then says ``"conversations": null``; stats count the records without one).
+        The HF-style messages.
+
+    Raises:
+        ValueError: the record cannot be phrased (``messages_for`` names why).
     """
-    try:
-        from schemas.prompts import messages_for
-    except ImportError:
-        return None
+    from schemas.prompts import messages_for
+
     return messages_for(dataset, record, meta["record"], style=CONVERSATION_STYLE)
 
 
 def build_sample(dataset: str, meta: dict[str, Any], frames: list[tuple[str, bytes]],
-                 records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+                 records: Iterable[tuple[dict[str, Any], list[dict[str, Any]]]]) -> dict[str, Any]:
     """The sample of one media item in one dataset.
 
     Args:
         dataset: dataset name.
         meta: media meta (see the module docstring), with source and license.
         frames: the media's frames, ``[(NNN.ext, bytes), ...]``.
-        records: the dataset's validated records on this media (any order).
+        records: the dataset's validated records on this media with their conversations,
+            ``(record, messages)``, any order.
 
     Returns:
         ``{"__key__": key, "json": {...}, "NNN.ext": bytes, ...}`` ready for ``shards.writer``.
     """
-    records = sorted(records, key=lambda r: r["key"])
-    conversations = {r["key"]: conversation(dataset, r, meta) for r in records}
+    pairs = sorted(records, key=lambda pair: pair[0]["key"])
+    records = [r for r, _ in pairs]
+    conversations = {r["key"]: messages for r, messages in pairs}
     body = {
         "key": meta["key"],
         "dataset": dataset,
@@ -168,7 +170,7 @@ def build_sample(dataset: str, meta: dict[str, Any], frames: list[tuple[str, byt
         "source_ids": meta["source_ids"],
         "frames": [ext for ext, _ in frames],
         "records": records,
-        "conversations": conversations if any(v is not None for v in conversations.values()) else None,
+        "conversations": conversations,
     }
     sample: dict[str, Any] = {"__key__": meta["key"], "json": body}
     sample.update(frames)
