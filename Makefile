@@ -12,10 +12,11 @@ DEMO_OUT ?= demo-out
 LS_VENV  ?= .labelstudio-venv
 LS_STAMP := $(LS_VENV)/.installed-label-studio-$(shell sed -n 's/^LABEL_STUDIO_VERSION = "\(.*\)"/\1/p' annotation/ls_venv.py)
 PYTEST_ARGS ?=
+SUDO     ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: venv labelstudio test demo bench sdist clean
+.PHONY: venv labelstudio chromium test demo bench sdist clean
 
 venv: $(STAMP)
 
@@ -31,7 +32,12 @@ $(LS_STAMP):
 
 labelstudio: $(LS_STAMP)
 
-test: venv $(LS_STAMP)
+# The report test screenshots report.html in headless Chromium (Debian's package).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+test: venv $(LS_STAMP) chromium
 	$(VENV)/bin/python -m pytest --durations=25 $(PYTEST_ARGS)
 
 demo: venv $(LS_STAMP)
