@@ -17,7 +17,10 @@
 5. Check every ingested image set against its ground truth (split kept, PNGs kept, each
    MultiImagePoint point on a shape of its colour in the ingested image) and write its
    MultiImagePoint text and MultiImageQA pairs.
-6. Print where every output is.
+6. Publish version 1.0.0 of every dataset the records hold (``pipelines.publish``: join,
+   validate, shards, manifest last) into ``published/``, verify each version, and print where
+   its report is.
+7. Print where every output is.
 """
 from __future__ import annotations
 
@@ -184,16 +187,36 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _publish(out: Path) -> None:
+    """Publish 1.0.0 of every dataset in ``annotations/`` (a fresh ``published/`` each run) and verify it."""
+    import shutil
+
+    from molmo2_data.publish import print_result
+    from pipelines.publish.config import PublishConfig
+    from pipelines.publish.version import publish
+    from shards.published import verify_version
+
+    root = out / "published"
+    shutil.rmtree(root, ignore_errors=True)
+    print(f"[6/6] publish 1.0.0 of every dataset (join, Great Expectations, shards, manifest): {root}")
+    result = publish(str(root), [str(out / "ingest")], [str(out / "annotations")], PublishConfig(version="1.0.0"))
+    print_result(result, str(root))
+    check_equal("datasets blocked by a dataset rule", sorted(result.blocked), [])
+    for dataset in result.published:
+        problems = verify_version(str(root), dataset, "1.0.0").problems
+        check_equal(f"problems molmo2-data verify finds in {dataset} 1.0.0", problems, [])
+
+
 def _run(args: argparse.Namespace) -> None:
     from molmo2_data.ingest import print_summary
     from pipelines.ingest.pipeline import run
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    print(f"[1/5] procedural corpus: {args.videos} videos and {args.image_sets} image sets (seed {args.seed}) "
+    print(f"[1/6] procedural corpus: {args.videos} videos and {args.image_sets} image sets (seed {args.seed}) "
           "+ bad and duplicate inputs")
     manifest, truths, sets = _manifest(out, args.videos, args.image_sets, args.seed)
-    print(f"[2/5] ingest (Apache Beam, FnApiRunner): {manifest}")
+    print(f"[2/6] ingest (Apache Beam, FnApiRunner): {manifest}")
     summary = run(["--manifest", str(manifest), "--out", str(out / "ingest"), "--cfr-mp4"])
     print_summary(summary, str(out / "ingest"))
     rows = sum(1 for _ in manifest.open())
@@ -202,17 +225,17 @@ def _run(args: argparse.Namespace) -> None:
     from molmo2_data.demo_annotate import run_annotation
 
     where = "offline (--no-labelstudio)" if args.no_labelstudio else "Label Studio on loopback"
-    print(f"[3/5] annotation: {where}, simulated annotators, snapshots, normalize")
+    print(f"[3/6] annotation: {where}, simulated annotators, snapshots, normalize")
     counts = run_annotation(out, out / "ingest", truths, use_labelstudio=not args.no_labelstudio,
                             set_truths={s.key: s.ground_truth for s in sets})
     print("  records per dataset, each checked against the ground truth:")
     for dataset, n in counts.items():
         print(f"    {dataset:<17} {n}")
-    print("[4/5] Molmo 2 grounding text from the ground truth at each clip's sample times")
+    print("[4/6] Molmo 2 grounding text from the ground truth at each clip's sample times")
     examples = _grounding_examples(out, truths)
     for e in examples[:3]:
         print(f"  {e['task']:<12} {e['text'][:110]}{'...' if len(e['text']) > 110 else ''}")
-    print("[5/5] image sets: ingested PNGs checked against their ground truth")
+    print("[5/6] image sets: ingested PNGs checked against their ground truth")
     set_examples = _image_set_examples(out, sets)
     tasks = [e["task"] for e in set_examples]
     print(f"  {len(sets)} image sets: {tasks.count('multi_image_point')} MultiImagePoint queries, "
@@ -222,9 +245,10 @@ def _run(args: argparse.Namespace) -> None:
         if e is not None:
             text = e["text"] if task == "multi_image_point" else f"{e['question']} -> {e['answer']}"
             print(f"  {task:<17} {text[:100]}{'...' if len(text) > 100 else ''}")
+    _publish(out)
     print(f"demo outputs in {out}:")
     for rel in ("manifest.jsonl", "ingest/clips/", "ingest/clips.parquet", "ingest/videos.parquet",
                 "ingest/imagesets.parquet", "ingest/failures.parquet", "ingest/summary.json", "snapshots/",
-                "annotations/", "grounding_examples.jsonl", "image_set_examples.jsonl"):
+                "annotations/", "grounding_examples.jsonl", "image_set_examples.jsonl", "published/"):
         print(f"  {out / rel}")
     print(f"inspect a shard: molmo2-data inspect {out / 'ingest' / 'clips' / 'clips-000000.tar'}")

@@ -164,3 +164,19 @@ def test_a_failed_demo_check_prints_what_differs_and_exits_1(tmp_path, monkeypat
     assert cli.main(["demo", "--out", str(tmp_path / "d"), "--videos", "1", "--no-labelstudio"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "demo: a check failed: manifest rows read by ingest: expected 9, got 5"  # 1 video, 3 sets, 5 bad
+
+
+
+def test_demo_publishes_every_dataset_and_says_where_the_report_is(demo):
+    from shards.published import list_datasets, read_manifest, verify_version
+
+    out, stdout = demo
+    root = out / "published"
+    datasets = sorted(p.stem for p in (out / "annotations").glob("*.parquet") if p.stem != "failures")
+    assert list_datasets(str(root)) == datasets
+    for dataset in datasets:
+        manifest = read_manifest(str(root), dataset, "1.0.0")
+        assert sum(s["records"] for s in manifest["splits"].values()) == pq.read_table(
+            out / "annotations" / f"{dataset}.parquet").num_rows
+        assert verify_version(str(root), dataset, "1.0.0").ok
+        assert f"report: {root / dataset / '1.0.0' / 'report.html'}" in stdout

@@ -13,7 +13,8 @@ Input kinds (``InputPin.kind``):
   that ``shards.json`` lists (pinned by the sha256 listed there and checked when read);
 * ``records``: a folder of records, one file per dataset named ``{Dataset}.parquet`` (written
   by ``schemas.arrow.to_table``) or ``{Dataset}.jsonl``; any ``*.json`` beside them (such as
-  the list of snapshot versions normalize read) is pinned too;
+  the list of snapshot versions normalize read) is pinned too; other files (the annotation
+  stage's ``failures.parquet``) are not read;
 * ``reviews``: a ``review_decision`` file (``.parquet`` or ``.jsonl``) or a folder of them;
 * ``takedown``: a text file of source ids (video ids, image-set ids or image ids), one a line,
   ``#`` starting a comment.
@@ -154,12 +155,10 @@ def _record_files(uri: str) -> Iterator[tuple[str, str]]:
 def _pin_records(uri: str, inputs: Inputs) -> InputPin:
     files = {}
     for name, stem in _record_files(uri):
-        if stem:
-            if stem not in DATASETS:
-                raise InputError(f"records folder {uri}: {name} names no dataset (known: {', '.join(sorted(DATASETS))})")
+        if stem in DATASETS:
             inputs.record_files.append((stem, _join(uri, name)))
         elif not name.endswith(".json"):
-            continue
+            continue  # e.g. the annotation stage's own failures.parquet: not records to publish
         files[name] = sha256_of(_join(uri, name))
     if not any(name.partition(".")[0] in DATASETS for name in files):
         raise InputError(f"records folder {uri}: no {{Dataset}}.parquet or {{Dataset}}.jsonl file in it")

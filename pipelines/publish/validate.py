@@ -231,7 +231,8 @@ class RecordRules:
         import great_expectations as gx
 
         if self._context is None:
-            logging.getLogger("great_expectations").setLevel(logging.WARNING)
+            for name in [n for n in logging.root.manager.loggerDict if n.startswith("great_expectations")]:
+                logging.getLogger(name).setLevel(logging.WARNING)  # some set INFO for themselves
             self._context = gx.get_context(mode="ephemeral")
             self._context.variables.progress_bars = {"globally": False}
             source = self._context.data_sources.add_pandas("publish")
