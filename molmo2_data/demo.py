@@ -199,7 +199,11 @@ def _publish(out: Path) -> None:
     root = out / "published"
     shutil.rmtree(root, ignore_errors=True)
     print(f"[6/6] publish 1.0.0 of every dataset (join, Great Expectations, shards, manifest): {root}")
-    result = publish(str(root), [str(out / "ingest")], [str(out / "annotations")], PublishConfig(version="1.0.0"))
+    from schemas.records import DATASETS
+
+    folders = [out / "annotations", *sorted((out / "annotations").iterdir())]  # flat, or a folder per project
+    records = [str(f) for f in folders if f.is_dir() and any((f / f"{d}.parquet").exists() for d in DATASETS)]
+    result = publish(str(root), [str(out / "ingest")], records, PublishConfig(version="1.0.0"))
     print_result(result, str(root))
     check_equal("datasets blocked by a dataset rule", sorted(result.blocked), [])
     for dataset in result.published:

@@ -138,14 +138,21 @@ def test_review_decisions_reject_edit_accept_counted(corpus, tmp_path):
             {**decision("d5", "qa2", "reject"), "decided_at": "2026-11-26T10:00:00Z"},  # older: superseded
             decision("d6", "qa1", "bogus")]
     reviews.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = publish(str(tmp_path / "root"), [corpus["ingest"]], [corpus["records"]],
+    import shutil
+
+    records = tmp_path / "records"  # as annotate normalize leaves it: held-back tasks in review.jsonl
+    shutil.copytree(corpus["records"], records)
+    held = [{"task_id": n, "task_key": f"t{n}", "dataset": "CapQA", "reasons": ["disagree"], "candidates": []}
+            for n in (7, 8)]
+    (records / "review.jsonl").write_text("".join(json.dumps(h) + "\n" for h in held))
+    result = publish(str(tmp_path / "root"), [corpus["ingest"]], [str(records)],
                      PublishConfig(version="1.0.0", datasets=("CapQA",)), reviews=[str(reviews)])
     where = tmp_path / "root" / "CapQA" / "1.0.0"
     stats = json.loads((where / "stats.json").read_text())
     assert stats["records"] == {"read": 3, "published": 2, "failed": 0, "excluded": 1}
     assert stats["excluded"] == {"review_rejected": 1}
     assert stats["review"] == {"accept": 1, "edit": 1, "invalid": 1, "no_such_record": 1, "reject": 1,
-                               "superseded": 1}
+                               "superseded": 1, "under_review": 2}
     from shards.dataset import PublishedSplit
 
     data = PublishedSplit(str(tmp_path / "root"), "CapQA", "1.0.0", "train")

@@ -103,7 +103,9 @@ def render_card(manifest: dict[str, Any], stats: dict[str, Any], members: list[s
         f"Published by molmo2-data {manifest['code']['package']} (sources sha256 "
         f"`{manifest['code']['sources_sha256'][:16]}`), parent version {manifest['parent_version'] or 'none'}. "
         f"Records read: {stats['records']['read']}; published {stats['records']['published']}, failed "
-        f"{stats['records']['failed']}, excluded {stats['records']['excluded']}.\n",
+        f"{stats['records']['failed']}, excluded {stats['records']['excluded']}. Review decisions applied: "
+        + (", ".join(f"{k} {n}" for k, n in stats["review"].items()) or "none")
+        + " (rejected records are left out, edited ones replaced; tasks under review are not records yet).\n",
         _table([(x["kind"], x["uri"], x["sha256"][:16]) for x in manifest["inputs"]], ("input", "uri", "sha256")) + "\n",
         "\nFailed records (rule or error) and exclusions (reason):\n",
         _table(sorted({**{f"failed: {k}": n for k, n in stats["failed"].items()},

@@ -91,9 +91,12 @@ def _failures_parquet(rows: list[dict[str, Any]]) -> bytes:
     return out.getvalue()
 
 
-def finalize(root: str, dataset: str, config: PublishConfig,
-             head: dict[str, Any]) -> tuple[Optional[dict[str, Any]], list[dict[str, Any]]]:
+def finalize(root: str, dataset: str, config: PublishConfig, head: dict[str, Any],
+             under_review: int = 0) -> tuple[Optional[dict[str, Any]], list[dict[str, Any]]]:
     """Write a dataset's version from its staged results and commit it.
+
+    Args:
+        under_review: tasks of this dataset the annotation stage held back (counted in stats).
 
     Returns:
         ``(manifest, [])`` when committed, ``(None, violations)`` when a dataset rule blocked it.
@@ -115,6 +118,8 @@ def finalize(root: str, dataset: str, config: PublishConfig,
         return None, violations
     shards = [{k: s[k] for k in ("name", "split", "sha256", "num_samples", "num_bytes", "first_key", "last_key")}
               for s in staged["shards"]]
+    if under_review:
+        staged["tallies"][("review", "under_review")] = under_review
     stats = build_stats(dataset, version, staged["tallies"], staged["histograms"], shards)
     files: dict[str, bytes] = {}
     for split in stats["splits"]:

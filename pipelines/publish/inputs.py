@@ -13,8 +13,9 @@ Input kinds (``InputPin.kind``):
   that ``shards.json`` lists (pinned by the sha256 listed there and checked when read);
 * ``records``: a folder of records, one file per dataset named ``{Dataset}.parquet`` (written
   by ``schemas.arrow.to_table``) or ``{Dataset}.jsonl``; any ``*.json`` beside them (such as
-  the list of snapshot versions normalize read) is pinned too; other files (the annotation
-  stage's ``failures.parquet``) are not read;
+  the ``normalized.json`` naming the snapshot versions normalize read) is pinned too, as is
+  ``review.jsonl`` (tasks held back for a person: counted per dataset as ``under_review``);
+  other files (the annotation stage's ``failures.parquet``) are not read;
 * ``reviews``: a ``review_decision`` file (``.parquet`` or ``.jsonl``) or a folder of them;
 * ``takedown``: a text file of source ids (video ids, image-set ids or image ids), one a line,
   ``#`` starting a comment.
@@ -86,6 +87,9 @@ class Inputs:
     """(dataset, file path) pairs."""
     review_files: list[str] = field(default_factory=list)
     takedown: frozenset[str] = frozenset()
+    under_review: dict[str, int] = field(default_factory=dict)
+    """Dataset -> tasks the annotation stage held back for a person (``review.jsonl`` rows):
+    not records yet, so left out, and counted in ``stats.json``."""
 
     @property
     def datasets(self) -> list[str]:
@@ -157,6 +161,10 @@ def _pin_records(uri: str, inputs: Inputs) -> InputPin:
     for name, stem in _record_files(uri):
         if stem in DATASETS:
             inputs.record_files.append((stem, _join(uri, name)))
+        elif name == "review.jsonl":
+            for row in read_rows(_join(uri, name), "review"):
+                dataset = row.get("dataset", "?")
+                inputs.under_review[dataset] = inputs.under_review.get(dataset, 0) + 1
         elif not name.endswith(".json"):
             continue  # e.g. the annotation stage's own failures.parquet: not records to publish
         files[name] = sha256_of(_join(uri, name))

@@ -56,7 +56,7 @@ def _pins_for(dataset: str, pins: list[InputPin], record_files: list[tuple[str, 
             names = {p.rsplit("/", 1)[-1] for d, p in record_files if d == dataset and p.startswith(pin.uri + "/")}
             if not names:
                 continue
-            files = {n: h for n, h in pin.files.items() if n in names or n.endswith(".json")}
+            files = {n: h for n, h in pin.files.items() if n in names or n.endswith((".json", "review.jsonl"))}
             pin = InputPin(pin.kind, pin.uri, files)
         out.append(pin.to_manifest())
     return out
@@ -171,7 +171,8 @@ def publish(root: str, ingest: list[str], records: list[str], config: PublishCon
         from pipelines.publish.finalize import finalize
 
         for dataset in todo:
-            manifest, violations = finalize(root, dataset, config, heads[dataset])
+            manifest, violations = finalize(root, dataset, config, heads[dataset],
+                                            under_review=inputs.under_review.get(dataset, 0))
             if violations:
                 result.blocked[dataset] = violations
             else:
