@@ -3,7 +3,7 @@
 One job: hand every rank and data-loader worker its samples of a committed version.
 
 Splitting is by **sample position**, not by shard: the version's index (``index/{split}.parquet``,
-see ``shards.published``) lists every sample with its shard, byte span and sha256, so a reader
+see ``shards.published``) lists every sample with its shard, byte span and checksum, so a reader
 seeks to exactly its samples. Whole shards dealt to ranks (the usual WebDataset way) leave ranks
 idle when a small build has fewer shards than ranks x workers, and a DDP job hangs; here every
 rank gets the same number of samples per epoch whatever the shard count.
@@ -23,7 +23,7 @@ rank gets the same number of samples per epoch whatever the shard count.
    with that ``batch_size`` and ``num_workers`` hands them out, so "samples consumed so far" is
    a valid ``start`` for resuming.
 
-Every sample read is checked against the sha256 of its span before it is decoded (``verify``),
+Every sample read is checked against the checksum of its span before it is decoded (``verify``),
 and member names are checked on read (``../x`` and ``/x`` raise); see ``shards.index``.
 """
 from __future__ import annotations
@@ -98,7 +98,7 @@ class PublishedSplit:
 
     Args:
         root, dataset, version, split: where it is (``root`` local or an fsspec URL).
-        verify: check each sample's sha256 before decoding it.
+        verify: check each sample's checksum before decoding it.
 
     Raises:
         shards.published.VersionNotFound: no committed version there.
@@ -148,7 +148,7 @@ class PublishedSplit:
                 yield from iter_spans(join(self.where, shard), run, self.verify)
                 run = []
             shard = row["shard"]
-            run.append(SampleSpan(row["key"], row["offset"], row["length"], row["sha256"]))
+            run.append(SampleSpan(row["key"], row["offset"], row["length"], row["xxh3"]))
         if run:
             yield from iter_spans(join(self.where, shard), run, self.verify)
 
@@ -208,7 +208,7 @@ def open_dataset(root: str, dataset: str, version: str, split: str, *, rank: int
             loader's output is the rank's epoch order).
         shuffle_seed, epoch: sample-level shuffling, the same on every rank.
         decode_json: parse the ``json`` member (frames stay bytes).
-        verify: check each sample's sha256 before decoding it.
+        verify: check each sample's checksum before decoding it.
 
     Returns:
         The pipeline; its ``len()`` is this rank's samples per epoch (all workers together). Add

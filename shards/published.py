@@ -8,7 +8,7 @@ Layout of a version folder::
 
     manifest.json            the commit point, written last; a folder without it is not a version
     {split}-NNNNNN.tar       the samples (``pipelines.publish.samples`` says what one holds)
-    index/{split}.parquet    one row per sample: key, shard, position, offset, length, sha256
+    index/{split}.parquet    one row per sample: key, shard, position, offset, length, xxh3 (checksum)
     stats.json               counts, exclusions and failures by reason, distributions
     failures.parquet         records left out as failures, with the rule or error (``failure``)
     exclusions.jsonl         records left out on purpose, with the reason (review, takedown, license)
@@ -140,7 +140,7 @@ def read_table(url: str, columns: Optional[list[str]] = None) -> Any:
 
 
 def split_spans(root: str, dataset: str, version: str, split: str) -> list[dict[str, Any]]:
-    """The index rows of one split (key, shard, position, offset, length, sha256), in position order."""
+    """The index rows of one split (key, shard, position, offset, length, xxh3), in position order."""
     return read_table(join(version_dir(root, dataset, version), "index", f"{split}.parquet")).to_pylist()
 
 

@@ -1,6 +1,6 @@
 """What changed between two published versions of a dataset, sample by sample, and why.
 
-One job: compare two committed versions by their indexes (key -> split and sha256 of the
+One job: compare two committed versions by their indexes (key -> split and checksum of the
 sample's bytes) and explain each removed sample from the newer version's own records of what it
 left out: ``exclusions.jsonl`` (takedown, license filter, review rejection: by media key) and
 ``failures.parquet`` (records that broke a rule, whose input names its media). A sample that no
@@ -24,7 +24,7 @@ def _samples(root: str, dataset: str, version: str) -> dict[str, tuple[str, str]
     out = {}
     for split in manifest["splits"]:
         for row in split_spans(root, dataset, version, split):
-            out[row["key"]] = (split, row["sha256"])
+            out[row["key"]] = (split, row["xxh3"])
     return out
 
 

@@ -65,7 +65,7 @@ def _index_parquet(split: str, shards: list[dict[str, Any]]) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = {"key": [], "shard": [], "position": [], "offset": [], "length": [], "sha256": []}
+    rows = {"key": [], "shard": [], "position": [], "offset": [], "length": [], "xxh3": []}
     position = 0
     for shard in shards:
         if shard["split"] != split:
@@ -75,7 +75,7 @@ def _index_parquet(split: str, shards: list[dict[str, Any]]) -> bytes:
                 rows[name].append(value)
             position += 1
     schema = pa.schema([("key", pa.string()), ("shard", pa.string()), ("position", pa.int64()),
-                        ("offset", pa.int64()), ("length", pa.int64()), ("sha256", pa.string())])
+                        ("offset", pa.int64()), ("length", pa.int64()), ("xxh3", pa.string())])
     out = io.BytesIO()
     pq.write_table(pa.table(rows, schema=schema), out)
     return out.getvalue()

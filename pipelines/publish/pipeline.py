@@ -62,7 +62,9 @@ class _WriteShardFn(beam.DoFn):
         self.root, self.version, self.mtime = root, version, mtime
 
     def process(self, element, blocked):
-        from shards.index import index_shard
+        from pipelines.publish.shard_plan import archive_size
+        from pipelines.publish.storage import local_path
+        from shards.index import spans_for
         from shards.published import join, version_dir
         from shards.writer import write_shard
 
@@ -71,10 +73,11 @@ class _WriteShardFn(beam.DoFn):
             return
         name = f"{split}-{number:06d}.tar"
         url = join(version_dir(self.root, dataset, self.version), name)
-        from pipelines.publish.storage import local_path
-
         info = write_shard(local_path(url), [s.as_sample() for s in chunk], mtime=self.mtime)
-        spans = index_shard(url)
+        if info.num_bytes != archive_size(sum(s.size for s in chunk)):  # the spans below assume exact sizes
+            raise RuntimeError(f"{url}: {info.num_bytes} bytes written, {archive_size(sum(s.size for s in chunk))} "
+                               "planned: shard_plan.encode and shards.writer disagree on the tar layout")
+        spans = spans_for([(s.key, s.members, s.size) for s in chunk])
         entry = {"name": name, "split": split, "number": number, "sha256": info.sha256,
                  "num_samples": info.num_samples, "num_bytes": info.num_bytes, "first_key": info.first_key,
                  "last_key": info.last_key, "spans": [list(s) for s in spans]}

@@ -45,11 +45,22 @@ class EncodedSample(NamedTuple):
 
 
 def encode(sample: dict[str, Any], mtime: int) -> EncodedSample:
-    """Validate and encode a sample (``shards.keys.encode_sample``) and size it exactly."""
-    from shards.writer import _frames  # the writer's own header encoding sizes the sample
+    """Validate and encode a sample (``shards.keys.encode_sample``) and size it exactly.
 
+    A member whose name is ASCII and at most 100 characters takes one 512-byte USTAR header (the
+    writer's rule, ``shards.writer``); other names get the writer's own PAX header encoding.
+    """
     key, members = encode_sample(sample)
-    _, size = _frames(key, members, mtime)
+    size = 0
+    for ext, data in members:
+        name = f"{key}.{ext}"
+        if len(name) <= 100 and name.isascii():
+            size += tarfile.BLOCKSIZE
+        else:
+            from shards.writer import _frames  # the writer's own PAX header encoding
+
+            size += len(_frames(key, [(ext, b"")], mtime)[0][0][0])
+        size += -(-len(data) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
     return EncodedSample(key, tuple(members), size)
 
 
