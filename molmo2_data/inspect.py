@@ -148,8 +148,9 @@ def _conversation_text(messages: Any) -> str:
     return render_chat(messages)
 
 
-def show_sample(sample: dict[str, Any], out=sys.stdout) -> None:
+def show_sample(sample: dict[str, Any], out=None) -> None:
     """Print one published sample: members, media (source, license, split), records, conversations."""
+    out = out or sys.stdout
     body = sample["json"]
     body = json.loads(body) if isinstance(body, (bytes, str)) else body
     members = {k: len(v) for k, v in sample.items() if not k.startswith("__") and isinstance(v, (bytes, bytearray))}

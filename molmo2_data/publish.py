@@ -45,10 +45,11 @@ def add_parser(commands) -> argparse.ArgumentParser:
     return p
 
 
-def print_result(result, root: str, file=sys.stdout) -> None:
+def print_result(result, root: str, file=None) -> None:
     """Per dataset: committed (with counts and the report), unchanged, or blocked (rule and keys)."""
     from shards.published import join, version_dir
 
+    file = file or sys.stdout
     for dataset, manifest in sorted(result.published.items()):
         splits = ", ".join(f"{s} {v['samples']} samples/{v['records']} records" for s, v in manifest["splits"].items())
         print(f"{dataset} {manifest['version']}: committed ({splits}; {len(manifest['shards'])} shards)", file=file)

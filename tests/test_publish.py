@@ -264,3 +264,15 @@ def test_records_from_an_older_schema_version_are_migrated(corpus, tmp_path):
     records = _all_records(tmp_path / "root", "VideoPoint")
     assert result.published and {r["schema_version"] for r in records} == {2}
     assert records[0]["points"][0]["x"] == pytest.approx(0.2)
+
+
+def test_video_tracks_are_resampled_to_the_clips_stored_sample_times(corpus, tmp_path):
+    clip = CLIPS[0]  # 2.0 s: sample times 0, 0.5, 1, 1.5, 2
+    frames = [round(0.1 * i, 1) for i in range(20)]  # a 10 fps track, as Label Studio gives it
+    dense = {**video_track("vt_dense", clip), "fps": 10.0, "end_frame": 19, "timestamps": frames,
+             "objects": [{"object_id": 3, "points": [{"x": round(0.04 * i, 2), "y": 0.5} for i in range(20)]}]}
+    folder = write_records(tmp_path / "records", {"VideoTrack": [dense]})
+    publish(str(tmp_path / "root"), [corpus["ingest"]], [str(folder)], PublishConfig(version="1.0.0"))
+    (record,) = _all_records(tmp_path / "root", "VideoTrack")
+    assert record["timestamps"] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert [p["x"] for p in record["objects"][0]["points"]] == [0.0, 0.2, 0.4, 0.6, 0.76]  # frames 0, 5, 10, 15, 19
