@@ -276,3 +276,15 @@ def test_video_tracks_are_resampled_to_the_clips_stored_sample_times(corpus, tmp
     (record,) = _all_records(tmp_path / "root", "VideoTrack")
     assert record["timestamps"] == [0.0, 0.5, 1.0, 1.5, 2.0]
     assert [p["x"] for p in record["objects"][0]["points"]] == [0.0, 0.2, 0.4, 0.6, 0.76]  # frames 0, 5, 10, 15, 19
+
+
+def test_a_record_key_in_two_inputs_fails_every_copy(corpus, tmp_path):
+    one = write_records(tmp_path / "a", {"VideoPoint": [video_point("same", CLIPS[0], [0.0])]})
+    two = write_records(tmp_path / "b", {"VideoPoint": [video_point("same", CLIPS[1], [0.0]),
+                                                        video_point("other", CLIPS[1], [0.0])]})
+    publish(str(tmp_path / "root"), [corpus["ingest"]], [str(one), str(two)],
+            PublishConfig(version="1.0.0", max_failure_rate=1.0))
+    failures = pq.read_table(tmp_path / "root" / "VideoPoint" / "1.0.0" / "failures.parquet").to_pylist()
+    assert sorted(f["input_id"] for f in failures) == ["VideoPoint/same#1", "VideoPoint/same#2"]
+    assert {f["error_type"] for f in failures} == {"duplicate_key"} and len({f["key"] for f in failures}) == 2
+    assert [r["key"] for r in _all_records(tmp_path / "root", "VideoPoint")] == ["other"]

@@ -19,7 +19,6 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
-from pipelines.ingest.steps import failure_record
 from pipelines.publish import samples as S
 
 __all__ = [
@@ -33,9 +32,24 @@ exclusions ``(dataset, {"key", "reason", "media_key"})``."""
 
 
 def record_failure(dataset: str, key: Any, stage: str, error_type: str, message: str, record: Any) -> tuple:
-    """A ``(dataset, failure dict)`` for one record, with the record as its retryable input."""
-    text = json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
-    return dataset, failure_record(f"{dataset}/{key}", stage, error_type, message, text)
+    """A ``(dataset, failure dict)`` for one record, with the record as its retryable input.
+
+    ``input_id`` is ``{dataset}/{record key}``; the failure's own key is that made key-safe plus the
+    stage, and a short hash of the id when making it safe changed it (two records never share one).
+    """
+    import hashlib
+    import re
+
+    from schemas.records import validate
+
+    input_id = f"{dataset}/{key}"
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", input_id)[:180]
+    if safe != input_id:
+        safe += "-" + hashlib.sha256(input_id.encode("utf-8")).hexdigest()[:8]
+    failure = {"key": f"{safe}-{stage}", "input_id": input_id, "stage": stage, "error_type": error_type,
+               "message": message, "input": json.dumps(record, sort_keys=True, ensure_ascii=False, default=str),
+               "outcome": "failed", "duplicate_of": None}
+    return dataset, validate("failure", failure).model_dump()
 
 
 def _tally(dataset: str, group: str, name: str, n: int = 1):
@@ -145,10 +159,10 @@ class ApplyReviewsFn(beam.DoFn):
             for decision in decisions:
                 yield _tally(dataset, "review", "no_such_record")
             return
-        if len(records) > 1:
-            for record in records:
+        if len(records) > 1:  # copy n of the key fails as "{key}#{n}", numbered in canonical JSON order
+            for n, record in enumerate(sorted(records, key=lambda r: json.dumps(r, sort_keys=True)), start=1):
                 yield pvalue.TaggedOutput(FAILED, record_failure(
-                    dataset, key, "records", "duplicate_key",
+                    dataset, f"{key}#{n}", "records", "duplicate_key",
                     f"{dataset} record {key!r} appears {len(records)} times among the record inputs", record))
             return
         record = records[0]
