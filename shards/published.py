@@ -174,14 +174,16 @@ def _sha256(url: str) -> tuple[str, int]:
 def verify_version(root: str, dataset: str, version: str, deep: bool = True) -> VerifyResult:
     """Check a committed version against its manifest.
 
-    Every shard: sha256 and size as listed, and (``deep``) read through ``shards.reader`` to
-    count its samples and check its structure; every listed file's sha256; the index's sample
-    counts per shard; no tar in the folder that the manifest does not list.
+    Every shard: sha256 and size as listed, and (``deep``) every sample read back at its indexed
+    span (tar headers parsed, names checked, checksum verified) and counted; every listed file's
+    sha256; the index's sample counts per shard; no tar in the folder that the manifest does not
+    list.
 
     Raises:
         VersionNotFound: no committed version there.
     """
-    from shards.reader import ShardReadError, iter_samples
+    from shards.index import SampleSpan, iter_spans
+    from shards.reader import ShardReadError
 
     manifest = read_manifest(root, dataset, version)
     where = version_dir(root, dataset, version)
@@ -195,11 +197,12 @@ def verify_version(root: str, dataset: str, version: str, deep: bool = True) -> 
         if got != (want["sha256"], want["bytes"]):
             result.problems.append(f"{name}: sha256 {got[0]} ({got[1]} bytes), the manifest says "
                                    f"{want['sha256']} ({want['bytes']} bytes)")
-    indexed: dict[str, int] = {}
+    indexed: dict[str, list] = {}
     for split in manifest["splits"]:
         try:
             for row in split_spans(root, dataset, version, split):
-                indexed[row["shard"]] = indexed.get(row["shard"], 0) + 1
+                indexed.setdefault(row["shard"], []).append(
+                    SampleSpan(row["key"], row["offset"], row["length"], row["xxh3"]))
         except FileNotFoundError:
             result.problems.append(f"index/{split}.parquet: missing")
     for shard in manifest["shards"]:
@@ -215,15 +218,16 @@ def verify_version(root: str, dataset: str, version: str, deep: bool = True) -> 
             result.problems.append(f"{name}: sha256 {sha} ({size} bytes), the manifest says {shard['sha256']} "
                                    f"({shard['num_bytes']} bytes)")
             continue
-        count = shard["num_samples"]
+        spans = indexed.get(name, [])
+        count = len(spans)
         if deep:
             try:
-                count = sum(1 for _ in iter_samples(_local_or_url(url)))
+                count = sum(1 for _ in iter_spans(url, spans))
             except ShardReadError as exc:
                 result.problems.append(f"{name}: {exc}")
                 continue
-        if count != shard["num_samples"] or indexed.get(name, 0) != shard["num_samples"]:
-            result.problems.append(f"{name}: {count} samples read, {indexed.get(name, 0)} indexed, the manifest "
+        if count != shard["num_samples"] or len(spans) != shard["num_samples"]:
+            result.problems.append(f"{name}: {count} samples read, {len(spans)} indexed, the manifest "
                                    f"says {shard['num_samples']}")
         result.samples += count
     listed = {s["name"] for s in manifest["shards"]}
@@ -231,14 +235,6 @@ def verify_version(root: str, dataset: str, version: str, deep: bool = True) -> 
         if name.endswith(".tar") and name not in listed:
             result.problems.append(f"{name}: a shard the manifest does not list")
     return result
-
-
-def _local_or_url(url: str) -> str:
-    """``shards.reader`` takes local paths (and URLs once it reads through fsspec)."""
-    fs, path = fsspec.core.url_to_fs(url)
-    from fsspec.implementations.local import LocalFileSystem
-
-    return path if isinstance(fs, LocalFileSystem) else url
 
 
 def parent_of(root: str, dataset: str, version: str) -> Optional[str]:

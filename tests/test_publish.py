@@ -288,3 +288,22 @@ def test_a_record_key_in_two_inputs_fails_every_copy(corpus, tmp_path):
     assert sorted(f["input_id"] for f in failures) == ["VideoPoint/same#1", "VideoPoint/same#2"]
     assert {f["error_type"] for f in failures} == {"duplicate_key"} and len({f["key"] for f in failures}) == 2
     assert [r["key"] for r in _all_records(tmp_path / "root", "VideoPoint")] == ["other"]
+
+
+def test_publish_and_read_through_fsspec_memory_with_the_in_memory_runner(corpus):
+    import fsspec
+
+    from shards.dataset import open_dataset
+
+    root = "memory://published-test"
+    try:
+        result = publish(root, [corpus["ingest"]], [corpus["records"]],
+                         PublishConfig(version="1.0.0", datasets=("VideoTrack",)))
+        assert result.published["VideoTrack"]["splits"]["train"]["samples"] == 3
+        assert list_versions(root, "VideoTrack") == ["1.0.0"]
+        assert verify_version(root, "VideoTrack", "1.0.0").ok
+        keys = [s["__key__"] for s in open_dataset(root, "VideoTrack", "1.0.0", "train", rank=0, world_size=1)]
+        assert sorted(keys) == ["clip0", "clip1", "clip2"]
+        assert not fsspec.filesystem("memory").glob("/published-test/VideoTrack/1.0.0/.publish*")
+    finally:
+        fsspec.filesystem("memory").rm("/published-test", recursive=True)

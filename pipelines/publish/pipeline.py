@@ -63,17 +63,16 @@ class _WriteShardFn(beam.DoFn):
 
     def process(self, element, blocked):
         from pipelines.publish.shard_plan import archive_size
-        from pipelines.publish.storage import local_path
+        from pipelines.publish.storage import write_shard_at
         from shards.index import spans_for
         from shards.published import join, version_dir
-        from shards.writer import write_shard
 
         dataset, split, number, chunk = element
         if dataset in blocked:
             return
         name = f"{split}-{number:06d}.tar"
         url = join(version_dir(self.root, dataset, self.version), name)
-        info = write_shard(local_path(url), [s.as_sample() for s in chunk], mtime=self.mtime)
+        info = write_shard_at(url, [s.as_sample() for s in chunk], self.mtime)
         if info.num_bytes != archive_size(sum(s.size for s in chunk)):  # the spans below assume exact sizes
             raise RuntimeError(f"{url}: {info.num_bytes} bytes written, {archive_size(sum(s.size for s in chunk))} "
                                "planned: shard_plan.encode and shards.writer disagree on the tar layout")

@@ -11,7 +11,7 @@ from typing import Any
 
 import fsspec
 
-__all__ = ["write_bytes", "read_bytes", "local_path", "remove", "exists", "listdir"]
+__all__ = ["write_bytes", "read_bytes", "write_shard_at", "remove", "exists", "listdir"]
 
 
 def _fs(url: str) -> tuple[Any, str, bool]:
@@ -41,17 +41,29 @@ def read_bytes(url: str) -> bytes:
         return f.read()
 
 
-def local_path(url: str) -> str:
-    """The local path of ``url`` for writers that take paths (``shards.writer``), creating its folder.
+def write_shard_at(url: str, samples: list, mtime: int) -> Any:
+    """Write one shard with ``shards.writer.write_shard`` at a local path or an fsspec URL.
 
-    Raises:
-        NotImplementedError: for a non-local URL until ``shards.writer`` writes through fsspec.
+    Local: written in place (staged and renamed by the writer). Elsewhere: written to a local
+    temporary file, then uploaded in one ``put`` (an object appears whole or not at all).
+
+    Returns:
+        The writer's ``ShardInfo`` (``path`` is ``url``).
     """
+    import dataclasses
+    import tempfile
+
+    from shards.writer import write_shard
+
     fs, path, local = _fs(url)
-    if not local:
-        raise NotImplementedError(f"{url}: writing shards to non-local storage needs shards.writer with fsspec")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return path
+    if local:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return write_shard(path, samples, mtime=mtime)
+    with tempfile.TemporaryDirectory(prefix="publish-shard-") as tmp:
+        info = write_shard(os.path.join(tmp, os.path.basename(path)), samples, mtime=mtime, fsync=False)
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        fs.put_file(info.path, path)
+    return dataclasses.replace(info, path=url)
 
 
 def remove(url: str) -> None:
