@@ -307,3 +307,12 @@ def test_publish_and_read_through_fsspec_memory_with_the_in_memory_runner(corpus
         assert not fsspec.filesystem("memory").glob("/published-test/VideoTrack/1.0.0/.publish*")
     finally:
         fsspec.filesystem("memory").rm("/published-test", recursive=True)
+
+
+def test_multi_process_runner_gives_the_same_bytes(published, tmp_path):
+    beam_args = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    result = publish(str(tmp_path), [published["ingest"]], [published["records"]],
+                     PublishConfig(version="1.0.0", datasets=("VideoPoint", "MultiImagePoint")), beam_args=beam_args)
+    for dataset in ("VideoPoint", "MultiImagePoint"):
+        assert dataset in result.published
+        assert _files(tmp_path / dataset / "1.0.0") == _files(Path(published["root"]) / dataset / "1.0.0")
