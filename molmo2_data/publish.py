@@ -41,6 +41,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
                    help="dataset rule: most failed records per record read (default: %(default)s)")
     p.add_argument("--allowed-licenses", nargs="+", metavar="SPDX",
                    help="dataset rule: licenses a dataset may hold (default: common open licenses)")
+    p.add_argument("--verbose", action="store_true", help="show Beam's and the libraries' log lines")
     p.set_defaults(handler=main, passthrough=True)
     return p
 
@@ -66,6 +67,9 @@ def print_result(result, root: str, file=None) -> None:
 
 def main(args: argparse.Namespace, extra: list[str]) -> int:
     """Run ``publish``; see the module docstring for the exit codes."""
+    from pipelines.common.console import quiet_logging
+
+    quiet_logging(args.verbose)  # before Beam is imported: its import logs "apitools not found"
     from pipelines.common.options import OptionError, check_pipeline_options
     from pipelines.publish.config import DEFAULT_LICENSES, PublishConfig, PublishConfigError
     from pipelines.publish.inputs import InputError
