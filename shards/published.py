@@ -34,7 +34,8 @@ from typing import Any, Optional
 import fsspec
 
 __all__ = [
-    "FORMAT", "MANIFEST", "VersionNotFound", "version_dir", "parse_version_dir", "parent_of", "read_manifest", "list_versions", "list_datasets",
+    "FORMAT", "MANIFEST", "VersionNotFound", "version_dir", "parse_version_dir", "parent_of", "read_manifest",
+    "list_versions", "list_datasets",
     "version_key", "manifest_bytes", "read_table", "VerifyResult", "verify_version", "split_spans",
 ]
 

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
 
 from schemas.arrow import to_table
+from schemas.provenance import human_provenance
 from schemas.records import validate
 from schemas.sampling import sample_times
 from shards.writer import write_shard
@@ -113,9 +114,14 @@ def make_ingest(folder: Path, clips: list[ClipSpec], sets: list[SetSpec] = ()) -
     return folder
 
 
+def provenance(n: int = 1) -> dict:
+    """One annotator's record from a Label Studio task (``schemas.provenance``)."""
+    return human_provenance("test project", 1, n, [(n, "annotator@example.org")])
+
+
 def video_base(key: str, clip: ClipSpec) -> dict:
     return {"key": key, "video_id": clip.video_id, "clip_id": clip.key, "clip_start": clip.start,
-            "clip_end": clip.start + clip.duration}
+            "clip_end": clip.start + clip.duration, "provenance": provenance()}
 
 
 def video_point(key: str, clip: ClipSpec, times: list[float], label: str = "dot") -> dict:
@@ -141,7 +147,8 @@ def cap_qa(key: str, clip: ClipSpec, answer: str = "Yellow", negatives: Optional
 def multi_image_point(key: str, s: SetSpec, count: int = 2) -> dict:
     ids = [f"{s.key}_img{i}" for i in range(s.images)]
     return {"key": key, "image_set_id": s.key, "image_ids": ids, "label": "line", "question": "Point to every line.",
-            "count": count, "points": [{"image_index": i % s.images, "x": 0.5, "y": 0.5} for i in range(count)]}
+            "count": count, "points": [{"image_index": i % s.images, "x": 0.5, "y": 0.5} for i in range(count)],
+            "provenance": provenance()}
 
 
 def write_records(folder: Path, records: dict[str, list[dict]], fmt: str = "parquet") -> Path:

@@ -186,7 +186,8 @@ def test_broken_record_rules_leave_the_record_out_naming_the_rule(corpus, tmp_pa
     for dataset in ("CapQA", "VideoPoint"):
         table = pq.read_table(tmp_path / "root" / dataset / "1.0.0" / "failures.parquet").to_pylist()
         failures.update({f["input_id"]: (f["error_type"], f["message"]) for f in table})
-    assert failures["CapQA/qa_dup"][0] == "rule:negatives_distinct"
+    assert failures["CapQA/qa_dup"][0] == "invalid_record"  # distinct after normalizing: a schema rule
+    assert "after normalizing" in failures["CapQA/qa_dup"][1]
     assert failures["VideoPoint/vp_offclip"][0] == "rule:clip_matches_media"
     assert failures["VideoPoint/vp_notsampled"][0] == "rule:point_times_sampled"
     assert "breaks the record rule point_times_sampled" in failures["VideoPoint/vp_notsampled"][1]
@@ -254,16 +255,22 @@ def test_takedown_and_license_filter_then_diff_says_what_left_and_why(published,
 
 
 def test_records_from_an_older_schema_version_are_migrated(corpus, tmp_path):
+    from schemas.records import DATASETS
+
     old = copy.deepcopy(_records()["VideoPoint"][:2])
-    for r in old:
+    for r in old:  # as written by schema version 1: 0-100 coordinates, no provenance
         r["schema_version"] = 1
+        del r["provenance"]
         for p in r["points"]:
             p["x"], p["y"] = p["x"] * 100, p["y"] * 100
     folder = write_records(tmp_path / "records", {"VideoPoint": old}, fmt="jsonl")
     result = publish(str(tmp_path / "root"), [corpus["ingest"]], [str(folder)], PublishConfig(version="1.0.0"))
     records = _all_records(tmp_path / "root", "VideoPoint")
-    assert result.published and {r["schema_version"] for r in records} == {2}
+    assert result.published and {r["schema_version"] for r in records} == {DATASETS["VideoPoint"].SCHEMA_VERSION}
     assert records[0]["points"][0]["x"] == pytest.approx(0.2)
+    assert {r["provenance"]["method"] for r in records} == {"unrecorded"}
+    stats = json.loads((tmp_path / "root" / "VideoPoint" / "1.0.0" / "stats.json").read_text())
+    assert stats["histograms"]["provenance"] == [["unrecorded", 2]]
 
 
 def test_video_tracks_are_resampled_to_the_clips_stored_sample_times(corpus, tmp_path):

@@ -106,7 +106,8 @@ def render_card(manifest: dict[str, Any], stats: dict[str, Any], members: list[s
         f"{stats['records']['failed']}, excluded {stats['records']['excluded']}. Review decisions applied: "
         + (", ".join(f"{k} {n}" for k, n in stats["review"].items()) or "none")
         + " (rejected records are left out, edited ones replaced; tasks under review are not records yet).\n",
-        _table([(x["kind"], x["uri"], x["sha256"][:16]) for x in manifest["inputs"]], ("input", "uri", "sha256")) + "\n",
+        _table([(x["kind"], x["uri"], x["sha256"][:16]) for x in manifest["inputs"]],
+               ("input", "uri", "sha256")) + "\n",
         "\nFailed records (rule or error) and exclusions (reason):\n",
         _table(sorted({**{f"failed: {k}": n for k, n in stats["failed"].items()},
                        **{f"excluded: {k}": n for k, n in stats["excluded"].items()}}.items()) or [("none", 0)],

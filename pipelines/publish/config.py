@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from schemas.record_types import MAX_SET_IMAGES, MIN_SET_IMAGES
+
 __all__ = ["PublishConfig", "PublishConfigError", "VERSION_RE", "parse_version", "DEFAULT_LICENSES"]
 
 VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
@@ -64,9 +66,9 @@ class PublishConfig:
     """Dataset rule: failed records / all records of a dataset must stay at or under this."""
     validation_batch: int = 512
     """Records per Great Expectations batch (record rules run on one table per batch)."""
-    min_images: int = 2
+    min_images: int = MIN_SET_IMAGES
     """Record rule: fewest images in an image set."""
-    max_images: int = 5
+    max_images: int = MAX_SET_IMAGES
     """Record rule: most images in an image set."""
     mtime: int = 0
     """Tar member mtime (seconds since the epoch) of every shard."""

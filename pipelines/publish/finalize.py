@@ -35,7 +35,8 @@ def read_staged(root: str, dataset: str, version: str) -> dict[str, Any]:
     from pipelines.publish.pipeline import staging_dir
 
     where = staging_dir(root, dataset, version)
-    shards = [_json(join(where, "shards", n), None) for n in storage.listdir(join(where, "shards")) if n.endswith(".json")]
+    shards = [_json(join(where, "shards", n), None)
+              for n in storage.listdir(join(where, "shards")) if n.endswith(".json")]
     previews = []
     for name in storage.listdir(join(where, "preview")):
         if name.endswith(".png"):

@@ -135,7 +135,8 @@ def _pin_ingest(uri: str, inputs: Inputs) -> InputPin:
     for entry in shards:
         kind = entry["shard"].split("/", 1)[0]
         if kind not in ("clips", "imagesets"):
-            raise InputError(f"ingest output {uri}: shards.json lists {entry['shard']!r}, not under clips/ or imagesets/")
+            raise InputError(f"ingest output {uri}: shards.json lists {entry['shard']!r}, "
+                             "not under clips/ or imagesets/")
         files[entry["shard"]] = entry["sha256"]
         inputs.media_shards.append(MediaShard(_join(uri, entry["shard"]), entry["sha256"], kind))
     for name in INGEST_TABLES:

@@ -194,10 +194,12 @@ class PublishDatasets(beam.PTransform):
             | "WriteTallies" >> beam.Map(_write_grouped, root, version, "tallies.json", lambda t: t[:2]),
             violations | "WriteViolations" >> beam.Map(
                 lambda e: _write_grouped(e, root, version, "violations.json", lambda v: v["rule"])),
-            samples | "Measure" >> beam.FlatMap(lambda e: [((e[0], m, v), 1) for m, v in sample_metrics(e[0], e[2]["json"])])
+            samples | "Measure" >> beam.FlatMap(
+                lambda e: [((e[0], m, v), 1) for m, v in sample_metrics(e[0], e[2]["json"])])
             | "SumMetrics" >> beam.CombinePerKey(sum) | "HistogramEntry" >> beam.Map(_histogram_entry)
             | "GroupHistograms" >> beam.GroupByKey()
-            | "WriteHistograms" >> beam.Map(_write_grouped, root, version, "histograms.json", lambda h: (h[0], str(h[1]))),
+            | "WriteHistograms" >> beam.Map(_write_grouped, root, version, "histograms.json",
+                                            lambda h: (h[0], str(h[1]))),
             samples | "MemberNames" >> beam.FlatMap(lambda e: [(e[0], m) for m in e[2] if not m.startswith("__")])
             | "DistinctMembers" >> beam.Distinct() | "GroupMembers" >> beam.GroupByKey()
             | "WriteMembers" >> beam.Map(_write_grouped, root, version, "members.json", lambda m: m),

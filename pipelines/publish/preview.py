@@ -4,7 +4,8 @@ One job: ``render_sample(sample) -> (PNG bytes, caption)``, used by ``report.htm
 ``molmo2-data preview`` command. Frames are tiled in a grid (at most ``max_frames``, preferring
 frames that carry points); VideoPoint and MultiImagePoint points are drawn as filled circles (one
 colour per record), VideoTrack objects as rings with a trail through earlier frames (one colour
-per object id). Each tile is labelled with its time (clips) or image number (image sets).
+per object id; an occluded object's estimated position as a thin ring). Each tile is labelled
+with its time (clips) or image number (image sets).
 """
 from __future__ import annotations
 
@@ -51,11 +52,12 @@ def _marks(body: dict[str, Any]) -> dict[int, list[tuple[str, float, float, tupl
                 colour = PALETTE[obj["object_id"] % len(PALETTE)]
                 trail = []
                 for t, p in zip(record["timestamps"], obj["points"]):
-                    if p is None:
+                    if p is None or p.get("x") is None:
                         continue
                     frame = frame_at(t)
                     trail.append((p["x"], p["y"]))
-                    marks.setdefault(frame, []).append(("ring", p["x"], p["y"], colour))
+                    marks.setdefault(frame, []).append(("ring" if not p.get("occluded") else "hidden", p["x"], p["y"],
+                                                        colour))
                     for (x0, y0), (x1, y1) in zip(trail[-4:], trail[-3:]):
                         marks[frame].append(("line", (x0, y0), (x1, y1), colour))
     return marks
@@ -111,6 +113,8 @@ def render_sample(sample: dict[str, Any], max_frames: int = 8, columns: int = 4)
             box = [cx - 5, cy - 5, cx + 5, cy + 5]
             if shape == "dot":
                 draw.ellipse(box, fill=colour, outline=(0, 0, 0))
+            elif shape == "hidden":  # occluded: the estimated position, dashed look
+                draw.ellipse(box, outline=colour, width=1)
             else:
                 draw.ellipse(box, outline=colour, width=3)
     out = io.BytesIO()

@@ -102,7 +102,8 @@ def render_report(manifest: dict[str, Any], stats: dict[str, Any], previews: lis
 <body>
 <h1>{e(name)}</h1>
 <p>Records read {r['read']}: published {r['published']}, failed {r['failed']}, excluded {r['excluded']}.
-Parent version: {e(str(manifest['parent_version']))}. Inputs: {len(manifest['inputs'])}; shards: {len(manifest['shards'])}.</p>
+Parent version: {e(str(manifest['parent_version']))}. Inputs: {len(manifest['inputs'])};
+shards: {len(manifest['shards'])}.</p>
 <table><tr><th>split</th><th>samples</th><th>records</th><th>shards</th><th>bytes</th></tr>{rows}</table>
 <h2>Distributions</h2>
 <div class="plots" id="plots">{plots}</div>

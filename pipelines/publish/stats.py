@@ -32,6 +32,7 @@ METRIC_TITLES = {
     "points_per_frame": "Points per frame (frames with points)",
     "count": "Counts (points per query)",
     "track_length_frames": "Track length (frames visible per object)",
+    "provenance": "Records by provenance (how they were made)",
     "objects_per_track": "Objects per track",
     "category": "Categories",
     "answer_words": "Answer length (words)",
@@ -67,7 +68,7 @@ def sample_metrics(dataset: str, body: dict[str, Any]) -> Iterable[tuple[str, An
         elif dataset == "VideoTrack":
             yield "objects_per_track", len(r["objects"])
             for obj in r["objects"]:
-                yield "track_length_frames", sum(p is not None for p in obj["points"])
+                yield "track_length_frames", sum(p is not None and not p.get("occluded") for p in obj["points"])
         if dataset in _QA_ANSWER:
             yield "answer_words", _words(r["answer"])
         elif dataset == "MultiImageQA":
@@ -77,6 +78,7 @@ def sample_metrics(dataset: str, body: dict[str, Any]) -> Iterable[tuple[str, An
             yield "caption_words", _words(r["clip_caption"])
         if r.get("category"):
             yield "category", r["category"]
+        yield "provenance", (r.get("provenance") or {}).get("method", "unrecorded")
 
 
 def build_stats(dataset: str, version: str, tallies: dict[tuple[str, str], int],

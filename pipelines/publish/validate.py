@@ -10,10 +10,12 @@ of rules, one table:
   (``points[].x:min``, ``points[].x:max``, ``objects[]:len``...), checked with
   ``ExpectColumnValuesToBeBetween``;
 * **what a schema cannot see** (``RULES``): a record against its media (point and track times
-  among the clip's stored sample times, the clip's bounds and video, 2-5 images from the set)
-  and rules across fields (counts equal to points, track ids consistent over time, wrong answers
-  distinct from the answer and each other after normalizing). Each is a precomputed boolean
-  column ``rule:<name>``, checked with ``ExpectColumnValuesToBeInSet([True])``.
+  among the clip's stored sample times, the clip's bounds and video, the record's images in its
+  set of 2-5) and rules across fields (counts equal to points, track ids consistent over time).
+  Each is a precomputed boolean column ``rule:<name>``, checked with
+  ``ExpectColumnValuesToBeInSet([True])``. (Wrong answers distinct from the answer and each other
+  after normalizing, and at least three of them, are schema rules since schema version 2 of
+  CapQA; records are validated against the schema before they get here.)
 
 Why precomputed columns: in Great Expectations 1.24, ``UnexpectedRowsExpectation`` (arbitrary
 row conditions) has no pandas provider ("No provider found for unexpected_rows_query.table
@@ -29,22 +31,14 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from typing import Any, Callable, Iterable, Optional
 
-from schemas.record_types import TIME_TOLERANCE
+from schemas.record_types import MAX_SET_IMAGES, MIN_SET_IMAGES, TIME_TOLERANCE
 
-__all__ = ["RULES", "schema_bounds", "flatten", "RecordRules", "normalize_answer"]
+__all__ = ["RULES", "make_rules", "schema_bounds", "flatten", "RecordRules"]
 
 Row = dict[str, Any]
 Rule = Callable[[dict, dict], bool]
-
-
-def normalize_answer(text: str) -> str:
-    """Case, spaces and punctuation folded, for comparing answers (``"The Dog."`` == ``"the dog"``)."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
-    return re.sub(r"\s+", " ", text).strip()
 
 
 def _among(times: Iterable[float], allowed: list[float]) -> bool:
@@ -59,12 +53,8 @@ def _clip_matches(r: dict, m: dict) -> bool:
 
 
 def _points_in_frame(points: Iterable[Optional[dict]]) -> bool:
-    return all(p is None or (0.0 <= p["x"] <= 1.0 and 0.0 <= p["y"] <= 1.0) for p in points)
-
-
-def _negatives_distinct(r: dict, m: dict) -> bool:
-    answers = [normalize_answer(a) for a in [r["answer"], *r["negative_answers"]]]
-    return len(set(answers)) == len(answers)
+    """Every point with a position lies in the frame (absent and position-less occluded ones pass)."""
+    return all(p is None or p.get("x") is None or (0.0 <= p["x"] <= 1.0 and 0.0 <= p["y"] <= 1.0) for p in points)
 
 
 def _track_ids_consistent(r: dict, m: dict) -> bool:
@@ -76,25 +66,19 @@ def _set_images(r: dict, m: dict) -> bool:
     return m["kind"] == "image_set" and set(r["image_ids"]) <= {i["image_id"] for i in m["record"]["images"]}
 
 
-def _video_rules() -> dict[str, Rule]:
-    return {"clip_matches_media": _clip_matches}
+def make_rules(min_images: int = MIN_SET_IMAGES, max_images: int = MAX_SET_IMAGES) -> dict[str, dict[str, Rule]]:
+    """Record rules per dataset: rule name -> ``rule(record, media meta) -> ok``.
 
-
-def _image_rules(min_images: int, max_images: int) -> dict[str, Rule]:
+    Args:
+        min_images, max_images: images an image set must hold (the record's own ``image_ids``
+            count is a schema bound, checked from the schema).
+    """
+    video = {"clip_matches_media": _clip_matches}
+    image = {"images_in_set": _set_images,
+             f"set_of_{min_images}_to_{max_images}_images":
+             lambda r, m: min_images <= m.get("num_images", 0) <= max_images}
     return {
-        "images_in_set": _set_images,
-        f"images_{min_images}_to_{max_images}": lambda r, m: min_images <= len(r["image_ids"]) <= max_images
-        and min_images <= m.get("num_images", 0) <= max_images,
-    }
-
-
-def make_rules(min_images: int = 2, max_images: int = 5) -> dict[str, dict[str, Rule]]:
-    """Record rules per dataset: rule name -> ``rule(record, media meta) -> ok``."""
-    video, image = _video_rules(), _image_rules(min_images, max_images)
-    qa = {**video, "negatives_distinct": _negatives_distinct,
-          "three_negatives": lambda r, m: len(r["negative_answers"]) >= 3}
-    return {
-        "Cap": video, "AskModelAnything": video, "CapQA": qa, "SubtitleQA": qa,
+        "Cap": video, "AskModelAnything": video, "CapQA": video, "SubtitleQA": video,
         "VideoPoint": {**video,
                        "point_times_sampled": lambda r, m: _among((p["time"] for p in r["points"]), m["timestamps"]),
                        "count_equals_points": lambda r, m: r["count"] == len(r["points"]),
@@ -115,7 +99,7 @@ def make_rules(min_images: int = 2, max_images: int = 5) -> dict[str, dict[str, 
 
 
 RULES = make_rules()
-"""The default record rules (2-5 images per set)."""
+"""The default record rules (sets of ``MIN_SET_IMAGES`` to ``MAX_SET_IMAGES`` images)."""
 
 
 # ------------------------------------------------------------------ rules derived from the schema
@@ -218,7 +202,7 @@ class RecordRules:
     validation per batch) and splits the rows into passed and failed.
     """
 
-    def __init__(self, min_images: int = 2, max_images: int = 5) -> None:
+    def __init__(self, min_images: int = MIN_SET_IMAGES, max_images: int = MAX_SET_IMAGES) -> None:
         self.rules = make_rules(min_images, max_images)
         self._context: Any = None
         self._validations: dict[str, Any] = {}
