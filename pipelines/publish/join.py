@@ -57,10 +57,11 @@ def _tally(dataset: str, group: str, name: str, n: int = 1):
 
 
 class ReadMediaFn(beam.DoFn):
-    """``MediaShard`` -> media items ``(media key, (meta, frames))``; clips keyed by their video id
-    in the ``clips`` output until ``attach_video`` gives them source and license."""
+    """``MediaShard`` -> ``(media key, meta)`` of image sets, ``(video id, meta)`` of clips in the
+    ``clips`` output (``attach_videos`` gives them source and license) and ``(media key, frames)``
+    in the ``frames`` output: frames travel apart from the meta, through one shuffle only."""
 
-    CLIPS = "clips"
+    CLIPS, FRAMES = "clips", "frames"
 
     def __init__(self):
         self.items = Metrics.counter("publish", "media_items")
@@ -72,10 +73,11 @@ class ReadMediaFn(beam.DoFn):
         for sample in iter_samples(shard.path, expected_sha256=shard.sha256):
             meta, frames = S.media_from_ingest(shard.kind, sample)
             self.items.inc()
+            yield pvalue.TaggedOutput(self.FRAMES, (meta["key"], frames))
             if meta["kind"] == "clip":
-                yield pvalue.TaggedOutput(self.CLIPS, (meta["record"]["video_id"], (meta, frames)))
+                yield pvalue.TaggedOutput(self.CLIPS, (meta["record"]["video_id"], meta))
             else:
-                yield meta["key"], (meta, frames)
+                yield meta["key"], meta
 
 
 def read_videos(path: str) -> Iterable[tuple[str, dict]]:
@@ -86,8 +88,8 @@ def read_videos(path: str) -> Iterable[tuple[str, dict]]:
         yield row["key"], row
 
 
-def attach_videos(element, missing_counter=None):
-    """``(video id, {"clips": [...], "videos": [...]})`` -> ``(clip key, (meta, frames))``.
+def attach_videos(element):
+    """``(video id, {"clips": [meta], "videos": [VideoAsset]})`` -> ``(clip key, meta)``.
 
     Raises:
         ValueError: a clip whose video is missing from every ``videos.parquet`` (a broken ingest
@@ -95,10 +97,10 @@ def attach_videos(element, missing_counter=None):
     """
     video_id, grouped = element
     videos = sorted(grouped["videos"], key=lambda v: json.dumps(v, sort_keys=True))
-    for meta, frames in grouped["clips"]:
+    for meta in grouped["clips"]:
         if not videos:
             raise ValueError(f"clip {meta['key']!r}: its video {video_id!r} is in no videos.parquet")
-        yield meta["key"], (S.attach_video(meta, videos[0]), frames)
+        yield meta["key"], S.attach_video(meta, videos[0])
 
 
 class ReadRecordsFn(beam.DoFn):
@@ -283,16 +285,19 @@ class ValidateBatchFn(beam.DoFn):
 
 
 class BuildSampleFn(beam.DoFn):
-    """``(media key, {"media": [(meta, frames)], "records": [(dataset, record, messages)]})`` -> one
-    sample per dataset: ``(dataset, split, sample)``."""
+    """``(media key, {"meta": [meta], "frames": [frames], "records": [(dataset, record, messages)]})``
+    -> one sample per dataset: ``(dataset, split, sample)``."""
 
     def process(self, element):
+        import hashlib
+
         media_key, grouped = element
-        items, records = list(grouped["media"]), list(grouped["records"])
+        metas, copies, records = list(grouped["meta"]), list(grouped["frames"]), list(grouped["records"])
         # media that no dataset uses yields nothing; records without media failed in JoinMetaFn
-        if not records or not items:
+        if not records or not metas or not copies:
             return
-        meta, frames = min(items, key=lambda item: json.dumps(item[0], sort_keys=True))
+        meta = min(metas, key=lambda m: json.dumps(m, sort_keys=True))  # one, unless two inputs hold it
+        frames = min(copies, key=lambda f: [(e, hashlib.sha256(b).digest()) for e, b in f])
         per_dataset: dict[str, list] = {}
         for dataset, record, messages in records:
             per_dataset.setdefault(dataset, []).append((record, messages))

@@ -6,13 +6,14 @@ commits each dataset by writing its ``manifest.json`` last.
 
 Steps (record shapes in ``join``, ``shard_plan``, ``rules``, ``samples``)::
 
-    media shards --ReadMedia--> (clip key | set key, (meta, frames))   clips + videos.parquet
+    media shards --ReadMedia--> (media key, meta) + (media key, frames); clip meta + videos.parquet
     record files --ReadRecords--> ((dataset, key), record)             | failures
     review files --ReadReviews--> ((dataset, key), decision)           | failures
     records + decisions --ApplyReviews (CoGroupByKey)--> (media key, (dataset, record)) | excluded
     meta + records --JoinMeta (CoGroupByKey)--> validation rows        | failures, excluded
     rows --BatchElements--> ValidateBatch (Great Expectations) --> passed | failures (rule named)
-    media + passed --BuildSamples (CoGroupByKey)--> (dataset, split, sample): one per media item
+    meta + frames + passed --BuildSamples (CoGroupByKey)--> (dataset, split, sample): one per media
+                                                                        item (frames shuffled once)
     samples --DatasetRules--> (dataset, [violation])                   blocks a dataset's shards
     samples --PlanShards--> (dataset, split, number, [encoded]) --WriteShards--> tar + span index
 
@@ -136,13 +137,14 @@ class PublishDatasets(beam.PTransform):
         wanted = set(self.datasets)
         # ---- media: shards -> (media key, (meta, frames)); clips joined with their video
         media = (pbegin | "MediaShards" >> beam.Create(sorted(inputs.media_shards, key=lambda s: s.path))
-                 | "ReadMedia" >> beam.ParDo(J.ReadMediaFn()).with_outputs(J.ReadMediaFn.CLIPS, main="sets"))
+                 | "ReadMedia" >> beam.ParDo(J.ReadMediaFn()).with_outputs(
+                     J.ReadMediaFn.CLIPS, J.ReadMediaFn.FRAMES, main="sets"))
         videos = (pbegin | "VideoTables" >> beam.Create(sorted(inputs.videos_tables))
                   | "ReadVideos" >> beam.FlatMap(J.read_videos))
         clips = ({"clips": media[J.ReadMediaFn.CLIPS], "videos": videos} | "ClipsWithVideo" >> beam.CoGroupByKey()
                  | "AttachVideo" >> beam.FlatMap(J.attach_videos))
-        items = (clips, media["sets"]) | "AllMedia" >> beam.Flatten()
-        metas = items | "MetaOnly" >> beam.MapTuple(lambda k, v: (k, v[0]))
+        metas = (clips, media["sets"]) | "AllMedia" >> beam.Flatten()
+        frames = media[J.ReadMediaFn.FRAMES]
         # ---- records and review decisions -> (media key, (dataset, record))
         files = sorted((d, p) for d, p in inputs.record_files if d in wanted)
         read = (pbegin | "RecordFiles" >> beam.Create(files)
@@ -162,7 +164,8 @@ class PublishDatasets(beam.PTransform):
                                                    max_batch_size=cfg.validation_batch)
                    | "RecordRules" >> beam.ParDo(J.ValidateBatchFn(cfg.min_images, cfg.max_images)).with_outputs(
                        J.FAILED, main="passed"))
-        samples = ({"media": items, "records": checked["passed"]} | "RecordsWithMedia" >> beam.CoGroupByKey()
+        samples = ({"meta": metas, "frames": frames, "records": checked["passed"]}
+                   | "RecordsWithMedia" >> beam.CoGroupByKey()
                    | "BuildSamples" >> beam.ParDo(J.BuildSampleFn()))
         # ---- outcomes: failures, exclusions, tallies
         failures = ((read[J.FAILED], reviews[J.FAILED], reviewed[J.FAILED], rows[J.FAILED], checked[J.FAILED])
