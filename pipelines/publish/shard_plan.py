@@ -57,11 +57,18 @@ def encode(sample: dict[str, Any], mtime: int) -> EncodedSample:
         if len(name) <= 100 and name.isascii():
             size += tarfile.BLOCKSIZE
         else:
-            from shards.writer import _frames  # the writer's own PAX header encoding
-
-            size += len(_frames(key, [(ext, b"")], mtime)[0][0][0])
+            size += len(_pax_header(key, ext, mtime))
         size += -(-len(data) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
     return EncodedSample(key, tuple(members), size)
+
+
+def _pax_header(key: str, ext: str, mtime: int) -> bytes:
+    """The writer's own header bytes for a member whose name needs PAX (``shards.writer``)."""
+    try:  # where the shard-format refactor of shards/ puts it
+        from shards.tarformat import member_frames  # type: ignore[import-not-found]
+    except ImportError:
+        from shards.writer import _frames as member_frames
+    return member_frames(key, [(ext, b"")], mtime)[0][0][0]
 
 
 def archive_size(member_bytes: int) -> int:
