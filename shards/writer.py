@@ -32,11 +32,20 @@ The tests check that the bytes equal those of ``webdataset.TarWriter(user="", gr
 mtime=0, encoder=False)`` fed the same sorted, encoded samples, that ``tarfile`` and
 ``webdataset.WebDataset`` read them, and a golden sha256 pins the layout across Python versions.
 
-Atomic commit. A shard is written to ``.{name}.tmp-{pid}`` in its final directory, hashed
-while written, fsynced, then ``os.replace``d onto its final name (and the directory fsynced).
-A writer that received no sample writes nothing. On an exception the temporary file is
-removed and no final file appears. ``on_shard_done(ShardInfo)`` runs after each rename: the
-place to write a per-shard status file that marks the shard done for resume.
+Atomic commit. A shard is written under a temporary name beside its final name
+(:mod:`shards.atomic`), hashed while written, fsynced, then renamed onto its final name (and
+the folder fsynced). A writer that received no sample writes nothing. On an exception the
+temporary file is removed and no final file appears. ``on_shard_done(ShardInfo)`` runs after
+each rename. The done marker, table and reuse on resume that make a shard the unit of work are
+:mod:`shards.commit`'s.
+
+Storage. Paths are local paths or fsspec URLs (``memory://``, ``gs://``, ``s3://``), or paths of
+an fsspec file system passed as ``fs``; see :mod:`shards.atomic` for what a rename is there.
+
+Three ways to write: :func:`write_shard` (one shard from samples in any order, sorted in
+memory), :class:`ShardFile` (one shard streamed from samples in key order, one sample in memory
+at a time) and :class:`ShardWriter` (samples in key order into shards that roll over by count
+and size).
 """
 
 from __future__ import annotations
@@ -44,16 +53,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tarfile
 from dataclasses import asdict, dataclass
-from typing import Any, BinaryIO, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
+from shards.atomic import AtomicFile, resolve
+from shards.tarformat import (  # noqa: F401 (constants re-exported)
+    DEFAULT_MTIME, MEMBER_MODE, TAR_FORMAT, HashingWriter, archive_size, check_mtime, member_frames,
+)
 from shards.keys import canonical_json, encode_sample, validate_extension, validate_key  # noqa: F401 (re-exported)
 
 __all__ = [
     "DEFAULT_MTIME",
     "MEMBER_MODE",
     "TAR_FORMAT",
+    "ShardFile",
     "ShardInfo",
     "ShardWriter",
     "canonical_json",
@@ -64,17 +77,8 @@ __all__ = [
     "write_shard",
 ]
 
-DEFAULT_MTIME = 0
-"""Member mtime: 0 seconds, 1970-01-01T00:00:00Z."""
-MEMBER_MODE = 0o444
-"""Member permission bits: read-only for everyone."""
-TAR_FORMAT = tarfile.PAX_FORMAT
-"""POSIX.1-2001 (PAX); see the module docstring."""
-_ENCODING = "utf-8"
-_MAX_MTIME = 8**11  # largest value a ustar mtime field holds without a PAX header
-_END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE
-
 OnShardDone = Callable[["ShardInfo"], Any]
+_Self = TypeVar("_Self", bound="_SampleSink")
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class ShardInfo:
     """What was committed: one finished shard.
 
     Attributes:
-        path: final path of the shard, as given (``os.fspath``).
+        path: final path of the shard, as given (``os.fspath``; a URL stays a URL).
         sha256: hex sha256 of the shard's bytes.
         num_samples: samples in the shard (>= 1).
         num_bytes: size of the shard file in bytes.
@@ -103,7 +107,7 @@ class ShardInfo:
 
     def to_json(self) -> str:
         """Return canonical JSON text of the fields (sorted keys, compact, UTF-8 safe)."""
-        return canonical_json(self.to_dict()).decode(_ENCODING)
+        return canonical_json(self.to_dict()).decode("utf-8")
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ShardInfo:
@@ -119,121 +123,53 @@ class ShardInfo:
         return cls(**data)
 
 
-def file_sha256(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """Return the hex sha256 of a file's bytes, read in chunks."""
+def file_sha256(path: str | os.PathLike[str], chunk_size: int = 1 << 20, *, fs: Any = None) -> str:
+    """Return the hex sha256 of a file's bytes, read in chunks.
+
+    Args:
+        path: a local path or fsspec URL (a path of ``fs`` when ``fs`` is given).
+        chunk_size: bytes per read.
+        fs: the fsspec file system of ``path``, if any.
+
+    Raises:
+        FileNotFoundError: no such file.
+    """
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    fs, real = resolve(path, fs)
+    with open(real, "rb") if fs is None else fs.open(real, "rb") as f:
         while chunk := f.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def _check_mtime(mtime: int) -> int:
-    if isinstance(mtime, bool) or not isinstance(mtime, int) or not 0 <= mtime < _MAX_MTIME:
-        raise ValueError(f"mtime must be an int in [0, 8**11), got {mtime!r}")
-    return mtime
-
-
-def _round_up(n: int, unit: int) -> int:
-    return -(-n // unit) * unit
-
-
-def _archive_size(offset: int) -> int:
-    """File size of a tar whose members end at ``offset``: end blocks, then record padding."""
-    return _round_up(offset + _END_OF_ARCHIVE, tarfile.RECORDSIZE)
-
-
-class _HashingFile:
-    """File-like sink that hashes and counts every byte on its way to the real file."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw = raw
-        self.digest = hashlib.sha256()
-        self.count = 0
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        self.count += len(data)
-        return self.raw.write(data)
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # platforms that cannot open a directory (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _member_header(key: str, ext: str, size: int, mtime: int) -> bytes:
-    """The tar header block(s) of member ``key.ext``: every field set, encoded by ``tarfile``."""
-    info = tarfile.TarInfo(f"{key}.{ext}")
-    info.size = size
-    info.mtime = mtime
-    info.mode = MEMBER_MODE
-    info.type = tarfile.REGTYPE
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info.tobuf(TAR_FORMAT, _ENCODING, "strict")
-
-
-def _frames(key: str, members: list[tuple[str, bytes]], mtime: int) -> tuple[list[tuple[bytes, bytes]], int]:
-    """Headers and data of a sample's members, and the bytes they take in the archive."""
-    frames = [(_member_header(key, ext, len(data), mtime), data) for ext, data in members]
-    return frames, sum(len(h) + _round_up(len(d), tarfile.BLOCKSIZE) for h, d in frames)
-
-
 class _OpenShard:
     """One shard being written to its temporary name; ``commit`` or ``abort`` ends it.
 
-    Framing is ``tarfile``'s, written here so that each header is encoded once (it is also
-    needed to know a sample's size before writing it): header, data, zero padding to a
-    512-byte block; at the end two zero blocks and zero padding to a 10240-byte record.
+    Framing is :mod:`shards.tarformat`'s.
     """
 
-    def __init__(self, path: str, fsync: bool) -> None:
+    def __init__(self, path: str, fs: Any, fsync: bool) -> None:
         self.path = path
-        self.fsync = fsync
-        directory, name = os.path.split(path)
-        self.directory = directory or "."
-        self.tmp_path = os.path.join(directory, f".{name}.tmp-{os.getpid()}")
-        self.raw = open(self.tmp_path, "wb")
-        self.sink = _HashingFile(self.raw)
+        self.staged = AtomicFile(path, "wb", fs=fs, fsync=fsync)
+        self.sink = HashingWriter(self.staged.file)
         self.num_samples = 0
         self.first_key = ""
         self.last_key = ""
 
     def size_with(self, extra: int) -> int:
         """Final file size if ``extra`` more member bytes were added."""
-        return _archive_size(self.sink.count + extra)
+        return archive_size(self.sink.count + extra)
 
     def add(self, key: str, frames: list[tuple[bytes, bytes]]) -> None:
-        for header, data in frames:
-            self.sink.write(header)
-            self.sink.write(data)
-            pad = -len(data) % tarfile.BLOCKSIZE
-            if pad:
-                self.sink.write(tarfile.NUL * pad)
+        self.sink.add(frames)
         if self.num_samples == 0:
             self.first_key = key
         self.last_key = key
         self.num_samples += 1
 
     def commit(self) -> ShardInfo:
-        end = _archive_size(self.sink.count) - self.sink.count
-        self.sink.write(tarfile.NUL * end)
-        self.raw.flush()
-        if self.fsync:
-            os.fsync(self.raw.fileno())
-        self.raw.close()
-        os.replace(self.tmp_path, self.path)
-        if self.fsync:
-            _fsync_dir(self.directory)
+        self.sink.finish()
+        self.staged.commit()
         return ShardInfo(
             path=self.path,
             sha256=self.sink.digest.hexdigest(),
@@ -244,13 +180,19 @@ class _OpenShard:
         )
 
     def abort(self) -> None:
-        try:
-            self.raw.close()
-        finally:
-            try:
-                os.unlink(self.tmp_path)
-            except FileNotFoundError:
-                pass
+        self.staged.abort()
+
+
+def _encode_after(sample: Mapping[str, Any], last_key: str | None, mtime: int) -> tuple[str, list, int]:
+    """Encode a sample that must come after ``last_key``: (key, member frames, their bytes)."""
+    key, members = encode_sample(sample)
+    if last_key is not None and key <= last_key:
+        raise ValueError(
+            f"sample key {key!r}: keys must arrive in strictly increasing order, "
+            f"but the previous key was {last_key!r}"
+        )
+    frames, size = member_frames(key, members, mtime)
+    return key, frames, size
 
 
 def write_shard(
@@ -260,17 +202,20 @@ def write_shard(
     mtime: int = DEFAULT_MTIME,
     fsync: bool = True,
     on_shard_done: OnShardDone | None = None,
+    fs: Any = None,
 ) -> ShardInfo | None:
     """Write one shard from samples in any order (sorted in memory).
 
     Every sample is validated and encoded before the file is opened.
 
     Args:
-        path: final path of the tar; its directory must exist. An existing file is replaced.
+        path: final path of the tar (local path or fsspec URL); its folder is created when
+            missing. An existing file is replaced.
         samples: sample dicts; keys must be unique.
         mtime: member mtime in seconds since the epoch.
         fsync: fsync the file and its directory around the rename (turn off only for scratch).
         on_shard_done: called with the :class:`ShardInfo` after the rename.
+        fs: the fsspec file system of ``path``, if not a plain path or URL.
 
     Returns:
         The :class:`ShardInfo`, or None when there was no sample (then nothing is written).
@@ -279,7 +224,7 @@ def write_shard(
         ValueError: on an invalid or duplicate key, an invalid extension or a bad mtime.
         TypeError: on a value that cannot be encoded.
     """
-    _check_mtime(mtime)
+    check_mtime(mtime)
     encoded = [encode_sample(sample) for sample in samples]
     if not encoded:
         return None
@@ -287,20 +232,130 @@ def write_shard(
     for (prev, _), (key, _) in zip(encoded, encoded[1:]):
         if key == prev:
             raise ValueError(f"sample key {key!r}: duplicate key within shard {os.fspath(path)!r}")
-    shard = _OpenShard(os.fspath(path), fsync)
-    try:
+    with ShardFile(path, mtime=mtime, fsync=fsync, fs=fs) as shard:
         for key, members in encoded:
-            shard.add(key, _frames(key, members, mtime)[0])
-        info = shard.commit()
-    except BaseException:
-        shard.abort()
-        raise
+            shard._append(key, member_frames(key, members, mtime)[0])
+    info = shard.info
+    assert info is not None
     if on_shard_done is not None:
         on_shard_done(info)
     return info
 
 
-class ShardWriter:
+class _SampleSink:
+    """What both streaming writers share: key order, closing, and ``with`` support
+    (:meth:`close` on a clean exit, :meth:`abort` on an exception)."""
+
+    mtime: int
+    _last_key: str | None
+    _closed: bool
+
+    def _next(self, sample: Mapping[str, Any]) -> tuple[str, list, int]:
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__} is closed")
+        return _encode_after(sample, self._last_key, self.mtime)
+
+    def close(self) -> Any:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class ShardFile(_SampleSink):
+    """Write one shard from samples that arrive in strictly increasing key order.
+
+    Streams: one sample in memory at a time, no size or count limit. The file is created at
+    the first sample, so a shard that receives none writes nothing. Use it as a context manager
+    (an exception inside the block discards the shard) or call :meth:`close` / :meth:`abort`.
+
+    Example::
+
+        with ShardFile("out/clips-000007.tar") as shard:
+            for sample in samples_in_key_order:
+                shard.write(sample)
+        info = shard.info
+
+    Args:
+        path: final path of the tar (local path or fsspec URL); an existing file is replaced.
+        mtime: member mtime in seconds since the epoch.
+        fsync: fsync the file and its directory around the rename.
+        fs: the fsspec file system of ``path``, if not a plain path or URL.
+
+    Raises:
+        ValueError: on a bad mtime.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, mtime: int = DEFAULT_MTIME, fsync: bool = True,
+                 fs: Any = None) -> None:
+        self.path = os.fspath(path)
+        self.mtime = check_mtime(mtime)
+        self.fsync = fsync
+        self.fs = fs
+        self.info: ShardInfo | None = None
+        self._open: _OpenShard | None = None
+        self._last_key: str | None = None
+        self._closed = False
+
+    def write(self, sample: Mapping[str, Any]) -> None:
+        """Validate, encode and append one sample (errors as :meth:`ShardWriter.write`)."""
+        key, frames, _ = self._next(sample)
+        self._append(key, frames)
+
+    @property
+    def num_samples(self) -> int:
+        """Samples written so far."""
+        return 0 if self._open is None else self._open.num_samples
+
+    def size_with(self, extra: int) -> int:
+        """The file's final size if ``extra`` more member bytes (headers and padding) were added."""
+        return archive_size(extra) if self._open is None else self._open.size_with(extra)
+
+    def _append(self, key: str, frames: list[tuple[bytes, bytes]]) -> None:
+        if self._open is None:
+            self._open = _OpenShard(self.path, self.fs, self.fsync)
+        try:
+            self._open.add(key, frames)
+        except BaseException:
+            self.abort()
+            raise
+        self._last_key = key
+
+    def close(self) -> ShardInfo | None:
+        """Commit the shard (rename onto its final name).
+
+        Returns:
+            Its :class:`ShardInfo` (also in :attr:`info`), or None when no sample came.
+        """
+        if not self._closed:
+            self._closed = True
+            shard, self._open = self._open, None
+            if shard is not None:
+                try:
+                    self.info = shard.commit()
+                except BaseException:
+                    shard.abort()
+                    raise
+        return self.info
+
+    def abort(self) -> None:
+        """Discard the shard (temporary file removed); the final name is left as it was."""
+        self._closed = True
+        shard, self._open = self._open, None
+        if shard is not None:
+            shard.abort()
+
+
+class ShardWriter(_SampleSink):
     """Write samples that arrive in strictly increasing key order into rolling shards.
 
     Shard ``i`` (counting from ``start_index``) goes to ``pattern % i``. A new shard starts when
@@ -330,6 +385,7 @@ class ShardWriter:
         mtime: int = DEFAULT_MTIME,
         fsync: bool = True,
         on_shard_done: OnShardDone | None = None,
+        fs: Any = None,
     ) -> None:
         """Create the writer; no file is touched until the first sample.
 
@@ -341,6 +397,7 @@ class ShardWriter:
             mtime: member mtime in seconds since the epoch.
             fsync: fsync each file and its directory around the rename.
             on_shard_done: called with each shard's :class:`ShardInfo` after its rename.
+            fs: the fsspec file system of ``pattern``, if not a plain path or URL.
 
         Raises:
             ValueError: on a pattern without one integer field, or bad limits or mtime.
@@ -363,23 +420,15 @@ class ShardWriter:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         self.max_samples = max_samples
         self.max_bytes = max_bytes
-        self.mtime = _check_mtime(mtime)
+        self.mtime = check_mtime(mtime)
         self.fsync = fsync
+        self.fs = fs
         self.on_shard_done = on_shard_done
         self.next_index = start_index
         self.shards: list[ShardInfo] = []
-        self._current: _OpenShard | None = None
+        self._current: ShardFile | None = None
         self._last_key: str | None = None
         self._closed = False
-
-    def __enter__(self) -> ShardWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     def write(self, sample: Mapping[str, Any]) -> None:
         """Validate, encode and append one sample, rolling over to a new shard when full.
@@ -389,25 +438,18 @@ class ShardWriter:
             TypeError: on a value that cannot be encoded.
             RuntimeError: after :meth:`close` or :meth:`abort`.
         """
-        if self._closed:
-            raise RuntimeError("ShardWriter is closed")
-        key, members = encode_sample(sample)
-        if self._last_key is not None and key <= self._last_key:
-            raise ValueError(
-                f"sample key {key!r}: keys must arrive in strictly increasing order, "
-                f"but the previous key was {self._last_key!r}"
-            )
-        frames, size = _frames(key, members, self.mtime)
+        key, frames, size = self._next(sample)
         shard = self._current
         if shard is not None and (
             shard.num_samples >= self.max_samples or shard.size_with(size) > self.max_bytes
         ):
             self._finish()
         if self._current is None:
-            self._current = _OpenShard(self.pattern % self.next_index, self.fsync)
+            self._current = ShardFile(self.pattern % self.next_index, mtime=self.mtime, fsync=self.fsync,
+                                      fs=self.fs)
             self.next_index += 1
         try:
-            self._current.add(key, frames)
+            self._current._append(key, frames)
         except BaseException:
             self.abort()
             raise
@@ -417,11 +459,8 @@ class ShardWriter:
         shard, self._current = self._current, None
         if shard is None:
             return
-        try:
-            info = shard.commit()
-        except BaseException:
-            shard.abort()
-            raise
+        info = shard.close()
+        assert info is not None  # a ShardFile exists only once it holds a sample
         self.shards.append(info)
         if self.on_shard_done is not None:
             self.on_shard_done(info)

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from shards.atomic import is_temp_name, temp_name
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,7 +182,7 @@ def _this_run(out: Path) -> dict:
 
 def _assert_same_outputs(out: Path, reference: dict[str, bytes]) -> None:
     got = _outputs(out)
-    temps = sorted(k for k in got if Path(k).name.startswith(".") and ".tmp-" in Path(k).name)
+    temps = sorted(k for k in got if is_temp_name(Path(k).name) or ".tmp-" in Path(k).name)
     assert not temps, f"temporary files left in {out}: {temps}"
     assert sorted(got) == sorted(reference), f"output files differ: {sorted(set(got) ^ set(reference))}"
     differ = [k for k in reference if got[k] != reference[k]]
@@ -288,7 +290,7 @@ def test_kill_and_resume_is_byte_identical(corpus, reference, tmp_path, seed, ex
         tar = rng.choice(sorted(p for p in shards if p.suffix == ".tar"))
         done = tar.with_name(tar.name + ".done.json")
         done.unlink()  # killed between the tar's rename and the write of its .done.json
-        tar.with_name(f".{tar.name}.tmp-999999").write_bytes(tar.read_bytes()[:5000])  # killed mid-write
+        tar.with_name(temp_name(tar.name)).write_bytes(tar.read_bytes()[:5000])  # killed mid-write
         del shards[tar], shards[done]
     seen.update(_launch(cmd, log))
     _assert_same_outputs(out, ref_files)

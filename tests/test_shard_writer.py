@@ -16,16 +16,19 @@ import webdataset as wds
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shards.atomic import is_temp_name
 from shards.reader import (
     MalformedShardError,
     ShardChecksumError,
     ShardReadError,
     iter_samples,
+    iter_shards,
     split_by_node_and_worker,
 )
 from shards.writer import (
     DEFAULT_MTIME,
     MEMBER_MODE,
+    ShardFile,
     ShardInfo,
     ShardWriter,
     canonical_json,
@@ -176,6 +179,8 @@ def test_mtime_is_configurable(tmp_path):
         ("a.b", "must not contain '.'"),
         ("..", "'..'"),
         ("a/../b", "'..'"),
+        ("../x", "'..'"),
+        ("/x", "absolute"),
         ("/abs/path", "absolute"),
         ("", "empty"),
         ("a//b", "empty path component"),
@@ -274,8 +279,27 @@ def test_temp_file_lives_next_to_the_final_name(tmp_path):
     with ShardWriter(str(tmp_path / "t-%d.tar")) as sink:
         sink.write(make_samples(1)[0])
         seen = names_in(tmp_path)
-    assert seen == [f".t-0.tar.tmp-{os.getpid()}"]
+    (tmp,) = seen
+    assert is_temp_name(tmp) and tmp.startswith(f".t-0.tar.tmp-{os.getpid()}-")
     assert names_in(tmp_path) == ["t-0.tar"]
+
+
+def test_shard_file_streams_one_shard_in_key_order(tmp_path):
+    samples = make_samples(6)
+    with ShardFile(tmp_path / "one.tar", fsync=False) as shard:
+        for s in samples:
+            shard.write(s)
+        assert shard.num_samples == 6
+    ref = write_shard(tmp_path / "ref.tar", reversed(samples), fsync=False)
+    assert shard.info == ShardInfo(**{**ref.to_dict(), "path": str(tmp_path / "one.tar")})
+    with ShardFile(tmp_path / "empty.tar") as empty:
+        pass
+    assert empty.info is None and not (tmp_path / "empty.tar").exists()
+    with pytest.raises(ValueError, match="strictly increasing"):
+        with ShardFile(tmp_path / "bad.tar") as bad:
+            bad.write(samples[1])
+            bad.write(samples[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.tar", "ref.tar"]
 
 
 # -- rollover, ordering, hooks --------------------------------------------------------------------
@@ -358,8 +382,94 @@ def test_reader_verifies_sha256(tmp_path):
     assert len(list(iter_samples([info.path], expected_sha256={info.path: info.sha256}))) == 3
     wrong = "0" * 64
     it = iter_samples(info.path, expected_sha256=wrong)
+    assert [next(it)["__key__"], next(it)["__key__"]] == ["vid000/clip_00", "vid001/clip_01"]
     with pytest.raises(ShardChecksumError, match=wrong):
-        next(it)  # raised before any sample is yielded
+        next(it)  # raised in place of the last sample: the file was read once, hashed as it streamed
+
+
+def test_flipped_byte_is_caught_while_streaming(tmp_path):
+    info = write_shard(tmp_path / "f.tar", make_samples(3))
+    data = bytearray(Path(info.path).read_bytes())
+    data[512 + 3] ^= 0x01  # inside the first member's data: the tar stays well-formed
+    (tmp_path / "f.tar").write_bytes(bytes(data))
+    assert len(list(iter_samples(info.path))) == 3  # no expected sha256: structure only
+    with pytest.raises(ShardChecksumError, match="f.tar"):
+        list(iter_samples(info.path, expected_sha256=info.sha256))
+
+
+def test_iter_shards_confirms_each_shard_before_its_end(tmp_path):
+    paths = [write_shard(tmp_path / f"s{i}.tar", make_samples(2 + i)) for i in range(3)]
+    sums = {i.path: i.sha256 for i in paths}
+    committed = []
+    for shard in iter_shards([i.path for i in paths], expected_sha256=sums):
+        staged = [s["__key__"] for s in shard]
+        assert shard.verified and shard.sha256 == sums[shard.path]
+        committed.append((Path(shard.path).name, len(staged)))
+    assert committed == [("s0.tar", 2), ("s1.tar", 3), ("s2.tar", 4)]
+    # a bad middle shard: with skip, its staged work is dropped and the others go through
+    bad = dict(sums, **{paths[1].path: "f" * 64})
+    counts: collections.Counter[str] = collections.Counter()
+    kept = []
+    for shard in iter_shards([i.path for i in paths], expected_sha256=bad, on_error="skip",
+                             error_counts=counts, max_skip_fraction=0.5):
+        staged = list(shard)
+        if shard.verified:
+            kept.append(Path(shard.path).name)
+        else:
+            assert isinstance(shard.error, ShardChecksumError) and len(staged) == 2  # all but the last
+    assert kept == ["s0.tar", "s2.tar"] and counts == {"ShardChecksumError": 1}
+    # without an expected sha256 nothing is verified, but the sha256 is known at the end
+    (shard,) = iter_shards(paths[0].path)
+    assert len(list(shard)) == 2 and not shard.verified and shard.sha256 == paths[0].sha256
+
+
+def _tar_with(names: list[str]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in names:
+            ti = tarfile.TarInfo(name)
+            ti.size = 1
+            tar.addfile(ti, io.BytesIO(b"x"))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name, words", [
+    ("../x.txt", "'..'"),
+    ("/x.txt", "absolute"),
+    ("a/../../etc/passwd.txt", "'..'"),
+    ("ok/" + "d" * 120 + "/../x.txt", "'..'"),  # long: the name travels in a PAX header
+    ("a.TXT", "lowercase"),
+    ("__key__.txt", "reserved"),
+    ("a//b.txt", "empty path component"),
+    ("noext", "key.ext"),
+])
+def test_reader_refuses_names_the_writer_refuses(tmp_path, name, words):
+    path = tmp_path / "evil.tar"
+    path.write_bytes(_tar_with(["fine.txt", name]))
+    with pytest.raises(MalformedShardError, match=words) as err:
+        list(iter_samples(path))
+    assert str(path) in str(err.value) and repr(name) in str(err.value)
+
+
+def test_reader_and_writer_through_fsspec(tmp_path):
+    import fsspec
+
+    samples = make_samples(4)
+    mem = write_shard("memory://shards-test/m.tar", samples)
+    local = write_shard(tmp_path / "l.tar", samples)
+    assert mem.sha256 == local.sha256 and mem.path == "memory://shards-test/m.tar"
+    got = list(iter_samples(mem.path, expected_sha256=mem.sha256, decode_json=True))
+    assert [g["__key__"] for g in got] == [s["__key__"] for s in samples] and got[0]["__url__"] == mem.path
+    fs = fsspec.filesystem("memory")
+    assert [p.rpartition("/")[2] for p in fs.ls("/shards-test", detail=False)] == ["m.tar"]  # no temp left
+    url = f"file://{tmp_path / 'l.tar'}"
+    assert len(list(iter_samples(url, expected_sha256=local.sha256))) == 4
+    with ShardWriter("memory://shards-test/r-%d.tar", max_samples=3) as sink:
+        for s in samples:
+            sink.write(s)
+    assert [i.num_samples for i in sink.shards] == [3, 1]
+    assert file_sha256(sink.shards[0].path) == sink.shards[0].sha256
+    fs.rm("/shards-test", recursive=True)
 
 
 # -- reader ----------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from pipelines.common.errors import InputError
 from pipelines.ingest.summary import (
     Tally, remembered_example, remembered_summary, reuse_figures, rewritten_example, rewritten_warnings,
 )
+from shards.atomic import write_json
 from pipelines.ingest.steps import (
     FAILED, RECORD_TYPES, REMEMBERED, REWRITTEN_IDS, ProcessVideoFn, ReadManifestFn, WriteShardFn, clip_records,
     failure_record, video_record,
@@ -236,14 +237,12 @@ class _WritePartFn(beam.DoFn):
         self.out_dir, self.name, self.record_type = out_dir, name, record_type
 
     def process(self, element):
-        from schemas.arrow import to_table
+        from shards.tables import write_table
 
         index, records = element
         records = sorted(records, key=lambda r: r["key"])
-        folder = Path(self.out_dir) / ".parts"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.name}-{index:06d}.parquet"
-        _write_parquet(path, to_table(self.record_type, records))
+        path = Path(self.out_dir) / ".parts" / f"{self.name}-{index:06d}.parquet"
+        write_table(path, self.record_type, records)
         info = {"name": self.name, "part": f".parts/{path.name}", "rows": len(records)}
         if self.record_type == "failure":
             info["outcomes"] = dict(Counter(r["outcome"] for r in records))
@@ -374,12 +373,16 @@ class _Finalize:
             return self._finalize(set_rows, table_parts, shards, remembered, rewritten)
 
     def _finalize(self, set_rows, table_parts, shards, remembered, rewritten):
+        from shards.atomic import sweep, write_json
+        from shards.commit import remove_stale
+        from shards.tables import concat_tables
+
         out = Path(self.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         table_parts = sorted(table_parts, key=lambda p: p["part"])
         for name, record_type in (("videos", "video"), ("failures", "failure")):
-            _concat_parquet(out / f"{name}.parquet", record_type,
-                            [out / p["part"] for p in table_parts if p["name"] == name])
+            concat_tables(out / f"{name}.parquet", record_type,
+                          [out / p["part"] for p in table_parts if p["name"] == name])
         listed = {p["part"] for p in table_parts}
         for stale in (out / ".parts").glob("*.parquet") if (out / ".parts").is_dir() else []:
             if f".parts/{stale.name}" not in listed:  # parts of an earlier, larger run
@@ -387,19 +390,12 @@ class _Finalize:
         shards = sorted(shards, key=lambda s: s["shard"])
         for prefix, record_type in RECORD_TYPES.items():
             parts = [out / s["table"] for s in shards if s["shard"].startswith(prefix + "/")]
-            _concat_parquet(out / f"{prefix}.parquet", record_type, parts)
-        keep = {s["shard"] for s in shards}
-        for prefix in RECORD_TYPES:
-            folder = out / prefix
-            for stale in folder.glob(f"{prefix}-*.tar") if folder.is_dir() else []:
-                if f"{prefix}/{stale.name}" not in keep:
-                    stale.unlink()
-                    stale.with_suffix(".parquet").unlink(missing_ok=True)
-                    stale.with_name(stale.name + ".done.json").unlink(missing_ok=True)
+            concat_tables(out / f"{prefix}.parquet", record_type, parts)
+        for prefix in RECORD_TYPES:  # shards of an earlier run with more shards
+            remove_stale(out, prefix, prefix, {s["shard"] for s in shards})
         for folder in (out, out / "clips", out / "imagesets", out / "media", out / ".parts"):  # interrupted runs' temp files
-            for tmp in folder.glob(".*.tmp-*") if folder.is_dir() else []:
-                tmp.unlink(missing_ok=True)
-        _write_json(out / "shards.json", shards)
+            sweep(folder)
+        write_json(out / "shards.json", shards, indent=1, newline=True)
         n_videos = sum(p["rows"] for p in table_parts if p["name"] == "videos")
         outcomes = Counter({"succeeded": n_videos + set_rows})
         errors = Counter()
@@ -423,36 +419,8 @@ class _Finalize:
             # what this run did, as against an earlier one (``run`` adds what it reused)
             "this_run": {"remembered_failures": remembered_summary(remembered)},
         }
-        _write_json(out / "summary.json", summary)
+        write_json(out / "summary.json", summary, indent=1, newline=True)
         return summary
-
-
-def _write_parquet(path: Path, table) -> None:
-    import pyarrow.parquet as pq
-
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-
-
-def _concat_parquet(path: Path, record_type: str, parts: list[Path]) -> None:
-    """Concatenate per-shard tables (in shard order) into one file, one part in memory at a time."""
-    import pyarrow.parquet as pq
-
-    from schemas.arrow import arrow_schema
-
-    schema = arrow_schema(record_type)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with pq.ParquetWriter(tmp, schema) as writer:
-        for part in parts:
-            writer.write_table(pq.read_table(part, schema=schema))
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------ launcher
@@ -539,7 +507,7 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None, conso
     path = Path(out) / "summary.json"
     summary = json.loads(path.read_text())
     summary["this_run"].update(reuse_figures(result))
-    _write_json(path, summary)
+    write_json(path, summary, indent=1, newline=True)
     summary["seconds"] = round(seconds, 3)
     summary["clips_per_s"] = round(summary["clips"] / seconds, 3) if seconds else None
     summary["frames_per_s"] = round(summary["frames"] / seconds, 3) if seconds else None

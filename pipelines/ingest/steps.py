@@ -322,43 +322,28 @@ def _content_address(path: str) -> str:
 def shard_fingerprint(refs) -> str:
     """Hash of a shard's keys, records and member renderings: a committed shard is reused only if
     all match (frames rendered anew under the same ids, e.g. at another JPEG quality, rewrite it)."""
-    h = hashlib.sha256()
-    for key, record, members, mp4 in sorted(refs, key=lambda r: r[0]):
-        h.update(key.encode() + b"\n" + canonical_json(record).encode("utf-8") + b"\n")
+    from shards.commit import fingerprint
+
+    def rendering(members, mp4) -> str:
         rendered = [f"{name}={_content_address(path)}" for name, path in members]
-        if mp4:
-            rendered.append(f"mp4={_content_address(mp4)}")
-        h.update(("\t".join(rendered) + "\n").encode("utf-8"))
-    return h.hexdigest()
+        return "\t".join(rendered + ([f"mp4={_content_address(mp4)}"] if mp4 else []))
+
+    return fingerprint((key, record, rendering(members, mp4)) for key, record, members, mp4 in refs)
 
 
 RECORD_TYPES = {"clips": "clip", "imagesets": "image_set"}
 """Shard prefix -> the record type of its samples (and of its per-shard table)."""
 
 
-def _write_part(path: Path, record_type: str, records: list[dict]) -> str:
-    """Write a shard's records as a Parquet table (atomically); return its sha256."""
-    import pyarrow.parquet as pq
-
-    from schemas.arrow import to_table
-    from shards.writer import file_sha256
-
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(to_table(record_type, records), tmp)
-    os.replace(tmp, path)
-    return file_sha256(path)
-
-
 class WriteShardFn(beam.DoFn):
-    """(shard index, [refs]) -> status dict; skips a shard already committed with the same samples.
+    """(shard index, [refs]) -> status dict; reuses a shard already committed with the same samples.
 
     A ref is ``(key, record dict, [(member name, file path)], mp4 path or None)``; the record
-    becomes ``{key}.json`` and each member ``{key}.{member name}``. Samples are streamed into the
-    tar in key order (one sample in memory at a time), and the shard's records are also written
-    as ``{name}.parquet`` beside it (the pieces the final table is concatenated from).
-
-    A shard is committed when ``{name}.done.json`` exists next to it (written last) and records the
-    same content fingerprint and the sha256 of the tar and of its table.
+    becomes ``{key}.json`` and each member ``{key}.{member name}``, streamed into the tar in key
+    order (one sample in memory at a time); the constant-frame-rate mp4s are copied to
+    ``media/{key}.mp4``. Writing, the per-shard table, the done marker and reuse on resume are
+    the shard commit protocol of ``shards.commit``; the status carries ``num_members`` (frames or
+    images) besides the protocol's fields.
     """
 
     def __init__(self, out_dir: str, prefix: str = "clips"):
@@ -368,45 +353,27 @@ class WriteShardFn(beam.DoFn):
         self.skipped = Metrics.counter("ingest", "shards_reused")
 
     def process(self, element):
-        from shards.writer import ShardWriter, file_sha256
+        from shards.atomic import atomic_path
+        from shards.commit import ShardSlot, commit_shard, committed
 
         index, refs = element
         refs = sorted(refs, key=lambda r: r[0])
-        folder = Path(self.out_dir) / self.prefix
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.prefix}-{index:06d}.tar"
-        table = path.with_suffix(".parquet")
-        done = path.with_name(path.name + ".done.json")
+        slot = ShardSlot.numbered(self.out_dir, self.prefix, index)
         fingerprint = shard_fingerprint(refs)
-        if done.is_file() and path.is_file() and table.is_file():
-            status = json.loads(done.read_text())
-            if (status.get("fingerprint") == fingerprint and status.get("sha256") == file_sha256(path)
-                    and status.get("table_sha256") == file_sha256(table)):
-                self.skipped.inc()
-                yield status
-                return
-        pattern = str(folder / f"{self.prefix}-%06d.tar")
-        with ShardWriter(pattern, max_samples=len(refs), max_bytes=1 << 62, start_index=index) as sink:
-            for key, record, members, mp4 in refs:
-                sample = {"__key__": key, "json": canonical_json(record).encode("utf-8")}
-                for name, member_path in members:
-                    sample[name] = Path(member_path).read_bytes()
-                sink.write(sample)
-                if mp4:
-                    media = Path(self.out_dir) / "media"
-                    media.mkdir(exist_ok=True)
-                    tmp = media / f".{key}.mp4.tmp-{os.getpid()}"
+        status = committed(slot, fingerprint)
+        if status is not None:
+            self.skipped.inc()
+            yield status
+            return
+        for key, _, _, mp4 in refs:
+            if mp4:
+                with atomic_path(os.path.join(self.out_dir, "media", f"{key}.mp4")) as tmp:
                     shutil.copyfile(mp4, tmp)
-                    os.replace(tmp, media / f"{key}.mp4")
-        (info,) = sink.shards
-        status = {"shard": f"{self.prefix}/{path.name}", "fingerprint": fingerprint, "sha256": info.sha256,
-                  "num_samples": info.num_samples, "num_bytes": info.num_bytes,
-                  "num_members": sum(len(r[2]) for r in refs),
-                  "first_key": info.first_key, "last_key": info.last_key,
-                  "table": f"{self.prefix}/{table.name}",
-                  "table_sha256": _write_part(table, RECORD_TYPES[self.prefix], [r[1] for r in refs])}
-        tmp = done.with_name(f".{done.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(status, sort_keys=True))
-        os.replace(tmp, done)
+        samples = ({"__key__": key, "json": canonical_json(record).encode("utf-8"),
+                    **{name: Path(member_path).read_bytes() for name, member_path in members}}
+                   for key, record, members, _ in refs)
+        status = commit_shard(slot, samples, content_fingerprint=fingerprint,
+                              table=(RECORD_TYPES[self.prefix], [r[1] for r in refs]),
+                              extra={"num_members": sum(len(r[2]) for r in refs)})
         self.written.inc()
         yield status
