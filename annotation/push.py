@@ -64,7 +64,8 @@ from annotation.push_plan import (
     off_grid_clips,
     plan_push,
 )
-from shards.reader import iter_samples
+from shards.atomic import AtomicFile
+from shards.reader import iter_shards
 
 __all__ = ["PushItem", "PushPlan", "PushCheckError", "PushResult", "PushConflict", "Source", "push", "plan_push",
            "materialize", "build_tasks", "import_new_tasks", "existing_tasks", "ensure_local_storage",
@@ -115,13 +116,25 @@ def local_files_url(rel_path: str) -> str:
     return "/data/local-files/?d=" + quote(rel_path, safe="/")
 
 
-def _write_if_changed(path: Path, data: bytes) -> None:
+def _stage_if_changed(staged: list[AtomicFile], path: Path, data: bytes) -> None:
+    """Stage ``data`` for ``path`` (renamed into place by the caller) unless it is there already."""
     if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    pending = AtomicFile(path)
+    staged.append(pending)
+    pending.file.write(data)
+    pending.close()
+
+
+def _stage_copy_if_changed(staged: list[AtomicFile], src: Path, dest: Path) -> None:
+    """Stage a copy of ``src`` for ``dest`` unless ``dest`` has its size already."""
+    if dest.is_file() and dest.stat().st_size == src.stat().st_size:
+        return
+    pending = AtomicFile(dest)
+    staged.append(pending)
+    with open(src, "rb") as f:
+        shutil.copyfileobj(f, pending.file, 1 << 20)
+    pending.close()
 
 
 def _shard_paths(ingest_dir: Path, prefix: str) -> tuple[list[str], dict[str, str] | None]:
@@ -138,7 +151,9 @@ def materialize(ingest_dir: str | os.PathLike, kind: str, keys: Iterable[str] | 
     """Read the wanted clips (or image sets) and put their media under the project's media folder.
 
     Files are written atomically and only when missing or different (mp4s: a different size), so a
-    rerun rewrites nothing.
+    rerun rewrites nothing. Shards are read once with their checksums verified as they stream, so
+    the files taken from one shard are staged under temporary names and renamed into place only
+    once that shard's checksum is confirmed: a corrupt shard leaves no media behind.
 
     Args:
         ingest_dir: an ingest output folder.
@@ -163,41 +178,54 @@ def materialize(ingest_dir: str | os.PathLike, kind: str, keys: Iterable[str] | 
     prefix = "imagesets" if kind in T.IMAGE_SET_KINDS else "clips"
     paths, sums = _shard_paths(ingest, prefix)
     out: dict[str, Source] = {}
-    # shard samples {"__key__", "json": record, "NNN.jpg" | "i.ext": bytes} -> Source
-    for sample in iter_samples(paths, expected_sha256=sums, decode_json=True) if paths else ():
-        key = sample["__key__"]
-        if wanted is not None and key not in wanted:
-            continue
-        record, media = sample["json"], []
-        if kind == "video_point":
-            for i in range(len(record["timestamps"])):
-                dest = folder / "frames" / key / f"{i:03d}.jpg"
-                _write_if_changed(dest, sample[f"{i:03d}.jpg"])
-                media.append(dest)
-        elif kind in T.IMAGE_SET_KINDS:
-            exts = {int(m.group(1)): m.group(2) for m in map(re.compile(r"^(\d+)\.(\w+)$").match, sample) if m}
-            for i in range(len(record["images"])):
-                dest = folder / "images" / key / f"{i}.{exts[i]}"
-                _write_if_changed(dest, sample[f"{i}.{exts[i]}"])
-                media.append(dest)
-        else:
-            if not record.get("mp4"):
-                raise LabelStudioError(f"clip {key} has no constant-frame-rate mp4, which {kind} tasks need; "
-                                       f"rerun ingest with --cfr-mp4")
-            src, dest = ingest / record["mp4"], folder / "video" / f"{key}.mp4"
-            if not src.is_file():
-                raise FileNotFoundError(f"clip {key}: {src} is missing (ingest output incomplete?)")
-            if not (dest.is_file() and dest.stat().st_size == src.stat().st_size):
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-                shutil.copyfile(src, tmp)
-                os.replace(tmp, dest)
-            media.append(dest)
-        out[key] = Source(key, record, tuple(p.relative_to(root).as_posix() for p in media))
+    # shard -> samples {"__key__", "json": record, "NNN.jpg" | "i.ext": bytes} -> staged media + Source
+    #       -> shard confirmed -> media renamed into place, Sources kept
+    for shard in iter_shards(paths, expected_sha256=sums, decode_json=True) if paths else ():
+        staged: list[AtomicFile] = []
+        found: dict[str, Source] = {}
+        try:
+            for sample in shard:
+                key = sample["__key__"]
+                if wanted is None or key in wanted:
+                    found[key] = _stage_sample(staged, sample, kind, ingest, root, folder)
+        except BaseException:
+            for pending in staged:
+                pending.abort()
+            raise
+        for pending in staged:  # the shard's checksum is confirmed: commit what was built from it
+            pending.commit()
+        out.update(found)
     missing = sorted(wanted - set(out)) if wanted is not None else []
     if missing:
         raise FileNotFoundError(f"{len(missing)} {prefix} not in {ingest}: {missing[:5]}")
     return out
+
+
+def _stage_sample(staged: list[AtomicFile], sample: dict[str, Any], kind: str, ingest: Path, root: Path,
+                  folder: Path) -> Source:
+    """Stage the media one sample needs under the project's folder; return its Source."""
+    key, record, media = sample["__key__"], sample["json"], []
+    if kind == "video_point":
+        for i in range(len(record["timestamps"])):
+            dest = folder / "frames" / key / f"{i:03d}.jpg"
+            _stage_if_changed(staged, dest, sample[f"{i:03d}.jpg"])
+            media.append(dest)
+    elif kind in T.IMAGE_SET_KINDS:
+        exts = {int(m.group(1)): m.group(2) for m in map(re.compile(r"^(\d+)\.(\w+)$").match, sample) if m}
+        for i in range(len(record["images"])):
+            dest = folder / "images" / key / f"{i}.{exts[i]}"
+            _stage_if_changed(staged, dest, sample[f"{i}.{exts[i]}"])
+            media.append(dest)
+    else:
+        if not record.get("mp4"):
+            raise LabelStudioError(f"clip {key} has no constant-frame-rate mp4, which {kind} tasks need; "
+                                   f"rerun ingest with --cfr-mp4")
+        src, dest = ingest / record["mp4"], folder / "video" / f"{key}.mp4"
+        if not src.is_file():
+            raise FileNotFoundError(f"clip {key}: {src} is missing (ingest output incomplete?)")
+        _stage_copy_if_changed(staged, src, dest)
+        media.append(dest)
+    return Source(key, record, tuple(p.relative_to(root).as_posix() for p in media))
 
 
 def build_tasks(kind: str, sources: dict[str, Source], items: Iterable[PushItem], *,

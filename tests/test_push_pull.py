@@ -318,6 +318,30 @@ def test_api_errors_are_one_line_naming_the_cause_and_never_a_secret(client, ser
         assert secret not in out + err_text + str(err.value)
 
 
+def test_materialize_commits_nothing_from_a_shard_whose_checksum_fails(ingest_dir, tmp_path):
+    """Shards are verified while they stream: media from a shard appear only once it is confirmed."""
+    from annotation.push import materialize
+    from shards.reader import ShardChecksumError
+
+    copy = tmp_path / "ingest"
+    shutil.copytree(ingest_dir, copy, ignore=shutil.ignore_patterns(".work"))
+    (tar,) = sorted((copy / "clips").glob("clips-*.tar"))
+    import tarfile
+
+    with tarfile.open(tar) as t:
+        first = t.getmembers()[0]  # {key}.000.jpg
+    data = bytearray(tar.read_bytes())
+    data[first.offset_data + first.size // 2] ^= 0xFF  # a byte of a frame: still a valid tar
+    tar.write_bytes(bytes(data))
+    media_root = tmp_path / "media"
+    with pytest.raises(ShardChecksumError, match="clips-000000.tar"):
+        materialize(copy, "video_point", None, media_root, "corrupt")
+    assert [p for p in media_root.rglob("*") if p.is_file()] == []  # nothing staged was committed
+    sources = materialize(ingest_dir, "video_point", None, media_root, "intact")
+    files = [p for p in media_root.rglob("*") if p.is_file()]
+    assert len(files) == sum(len(s.media) for s in sources.values()) > 0
+
+
 # ------------------------------------------------------------------------------------------ pull
 def keypoint(x: float) -> list[dict]:
     return [{"id": "k1", "from_name": "points", "to_name": "frames", "type": "keypointlabels", "item_index": 2,
