@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from shards.atomic import write_json
+
 __all__ = ["TOKEN_ENV", "PASSWORD_ENV", "ADMIN_EMAIL", "Credentials", "CredentialsError",
            "ensure_credentials", "read_credentials", "credentials_path"]
 
@@ -75,12 +77,7 @@ def _sha256(value: str) -> str:
 
 def _write_private(path: Path, record: dict) -> None:
     """Write JSON readable by the owner only: created 0600, never world-readable even for a moment."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1, sort_keys=True)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_json(path, record, indent=1, private=True, fsync=True)
 
 
 def _resolve(record: dict, name: str, env_name: str, environ: Mapping[str, str], path: Path) -> tuple[str, str]:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
 from annotation.projects import LabelStudioError, api_errors, base_url, describe_api_error, safe_name
+from shards.atomic import write_bytes, write_json
 
 __all__ = ["AnnotationRef", "Changes", "PullResult", "Snapshot", "SnapshotError", "pull", "diff_exports",
            "iter_snapshots", "find_snapshot", "load_snapshots", "snapshot_folder"]
@@ -182,15 +183,6 @@ def _read_index(folder: Path) -> dict[str, Any] | None:
         return None
     except ValueError as exc:
         raise SnapshotError(f"{folder / INDEX} is not valid JSON ({exc})") from None
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def iter_snapshots(snapshots_dir: str | os.PathLike, project: Any) -> Iterator[Snapshot]:
@@ -344,13 +336,13 @@ def save_snapshot(snapshots_dir: str | os.PathLike, project: Any, raw: bytes, *,
         on_disk = [int(m.group(1)) for m in map(_NAME.match, os.listdir(folder)) if m]
         version = max([version, *on_disk]) + 1  # a file left by an interrupted pull is never overwritten
         path = folder / f"{version:06d}-{now.strftime('%Y%m%dT%H%M%SZ')}.json"
-        _write_atomic(path, raw)
+        write_bytes(path, raw, fsync=True)
         index["snapshots"].append({
             "version": version, "file": path.name, "sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw),
             "tasks": len(tasks), "annotations": n_ann, "created": now.isoformat(), "export_id": export_id,
             "changes": changes.counts()})
     index["last_pull"] = {"at": now.isoformat(), "version": version, "changed": changed}
-    _write_atomic(folder / INDEX, json.dumps(index, indent=1, sort_keys=True).encode("utf-8"))
+    write_json(folder / INDEX, index, indent=1, fsync=True)
     result = PullResult(changed, version, path, changes, len(tasks), n_ann, time.perf_counter() - start)
     log.info("project %s: %s (version %d; %d tasks, %d annotations; %s)", project.id,
              "new snapshot" if changed else "unchanged", version, len(tasks), n_ann, changes.counts())

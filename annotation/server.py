@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterator, Mapping
 from annotation.credentials import PASSWORD_ENV, TOKEN_ENV, CredentialsError, ensure_credentials, read_credentials
 from annotation.ls_process import CHILDREN, cmdline, end_group, start_ticks, tail_log
 from annotation.ls_venv import DEFAULT_VENV, LABEL_STUDIO_VERSION, STAMP_NAME, VenvError, ensure_venv
+from shards.atomic import write_json
 
 __all__ = ["LABEL_STUDIO_VERSION", "DEFAULT_VENV", "STAMP_NAME", "HOST", "ServerError", "VenvError", "ServerInfo",
            "ServerStatus", "ensure_venv", "start", "stop", "status", "load_credentials", "client",
@@ -162,9 +163,7 @@ def _read_state(data_dir: Path) -> dict[str, Any] | None:
 def _write_state(data_dir: Path, info: ServerInfo) -> None:
     record = asdict(info)
     record.pop("reused")
-    tmp = data_dir / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, data_dir / STATE_FILE)
+    write_json(data_dir / STATE_FILE, record, indent=1)
 
 
 def _remove_state(data_dir: Path) -> None:

@@ -26,6 +26,7 @@ credentials, and off for scratch and reproducible intermediates.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -34,8 +35,8 @@ import shutil
 from typing import IO, Any, Iterator
 
 __all__ = [
-    "TEMP_MARK", "AtomicFile", "atomic_dir", "atomic_open", "atomic_path", "is_temp_name",
-    "remove", "resolve", "sweep", "temp_name", "write_bytes", "write_json", "write_text",
+    "TEMP_MARK", "AtomicFile", "atomic_dir", "atomic_open", "atomic_path", "is_temp_name", "move_into_place",
+    "remove", "resolve", "scratch_dir", "sweep", "temp_name", "write_bytes", "write_json", "write_text",
 ]
 
 TEMP_MARK = ".tmp-"
@@ -264,31 +265,88 @@ def atomic_path(path: str | os.PathLike[str], *, fs: Any = None, fsync: bool = F
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike[str]) -> Iterator[str]:
+def atomic_dir(path: str | os.PathLike[str], *, replace: bool = False) -> Iterator[str]:
     """A temporary local folder that becomes ``path`` on a clean exit (local storage only).
 
-    When ``path`` already exists at the end (another worker finished the same content first),
-    the new folder is discarded and the existing one kept: use it for content-addressed folders
-    whose every writer produces the same files.
+    For content-addressed folders whose every writer produces the same files: when ``path``
+    already exists at the end (another worker finished the same content first), the new folder
+    is discarded and the existing one kept. With ``replace=True`` an existing ``path`` is
+    outdated instead: it is moved aside (under a temporary name, then removed) and the new
+    folder takes its place.
 
     Yields:
         The temporary folder, created empty.
     """
     final = os.fspath(path)
     folder, name = os.path.split(final)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, temp_name(name))
-    os.mkdir(tmp)
-    try:
+    with scratch_dir(folder or ".", name) as tmp:
         yield tmp
+        old = None
+        if replace and os.path.isdir(final):
+            old = os.path.join(folder, temp_name(name))
+            try:
+                os.rename(final, old)
+            except OSError:  # gone meanwhile, or another worker's rename won
+                old = None
         try:
             os.rename(tmp, final)
         except OSError:
             if not os.path.isdir(final):
                 raise
+        finally:
+            if old is not None:
+                _remove(None, old)
+
+
+@contextlib.contextmanager
+def scratch_dir(folder: str | os.PathLike[str], name: str = "scratch") -> Iterator[str]:
+    """A private local working folder inside ``folder``, removed on exit (whatever happens).
+
+    It is named by the temporary-name scheme, so what a killed process leaves is removed by
+    :func:`sweep` of ``folder``. Put it on the disk of the files' final names, so that
+    :func:`move_into_place` is a rename.
+
+    Yields:
+        The folder, created empty.
+    """
+    base = os.fspath(folder)
+    os.makedirs(base, exist_ok=True)
+    work = os.path.join(base, temp_name(name))
+    os.mkdir(work)
+    try:
+        yield work
     finally:
-        _remove(None, tmp)
+        _remove(None, work)
+
+
+def move_into_place(src: str | os.PathLike[str], path: str | os.PathLike[str], *, fs: Any = None) -> str:
+    """Move a finished local file onto its final name, replacing what is there.
+
+    Local storage: a rename (a copy under a temporary name and a rename when ``src`` lies on
+    another file system). fsspec storage: an upload under a temporary name, then a move.
+
+    Returns:
+        The final path.
+    """
+    fs, final = resolve(path, fs)
+    src = os.fspath(src)
+    if fs is None:
+        folder = os.path.dirname(final)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        try:
+            os.replace(src, final)
+            return final
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+        with atomic_open(final) as out, open(src, "rb") as f:
+            shutil.copyfileobj(f, out, 1 << 20)
+        os.unlink(src)
+        return final
+    with atomic_path(final, fs=fs) as tmp:
+        fs.put_file(src, tmp)
+    return final
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, *, fs: Any = None, fsync: bool = False,

@@ -292,8 +292,15 @@ def test_kill_and_resume_is_byte_identical(corpus, reference, tmp_path, seed, ex
         done.unlink()  # killed between the tar's rename and the write of its .done.json
         tar.with_name(temp_name(tar.name)).write_bytes(tar.read_bytes()[:5000])  # killed mid-write
         del shards[tar], shards[done]
+    for clip in list(_decoded_clips(out))[:1]:  # killed while decoding a clip into the frame store
+        (clip.parent.parent / temp_name(clip.parent.name)).mkdir()
+    if (out / ".work" / "raw").is_dir():  # killed while downloading
+        (out / ".work" / "raw" / ".tmp").mkdir(exist_ok=True)
+        (out / ".work" / "raw" / ".tmp" / temp_name("fetch")).mkdir()
     seen.update(_launch(cmd, log))
     _assert_same_outputs(out, ref_files)
+    left = [str(p) for p in out.rglob("*") if is_temp_name(p.name)]
+    assert not left, f"temporary files or folders survived the rerun's sweep: {left}"
     _assert_untouched(shards, "committed shards")
     _assert_untouched(clips, "decoded clips")
     _assert_untouched(fetched, "downloads")

@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from shards.atomic import (
-    atomic_dir, atomic_open, atomic_path, is_temp_name, sweep, temp_name, write_bytes, write_json,
+    atomic_dir, atomic_open, atomic_path, is_temp_name, move_into_place, scratch_dir, sweep, temp_name, write_bytes,
+    write_json,
 )
 from shards.commit import ShardSlot, commit_shard, committed, fingerprint, remove_stale
 from shards.reader import iter_samples
@@ -214,3 +215,19 @@ def test_tables_from_records_and_parts_are_byte_stable(tmp_path):
     fs.rm("/tables-test", recursive=True)
     concat_tables(tmp_path / "empty.parquet", "failure", [])
     assert pq.read_table(tmp_path / "empty.parquet").num_rows == 0
+
+
+def test_scratch_dir_and_move_into_place(tmp_path):
+    with scratch_dir(tmp_path / ".tmp", "fetch") as work:
+        assert is_temp_name(Path(work).name)
+        Path(work, "media.mp4").write_bytes(b"video")
+        move_into_place(Path(work, "media.mp4"), tmp_path / "ab" / "abc.mp4")
+    assert (tmp_path / "ab" / "abc.mp4").read_bytes() == b"video"
+    assert list((tmp_path / ".tmp").iterdir()) == []  # the working folder went with the block
+    src = tmp_path / "x.bin"
+    src.write_bytes(b"1")
+    url = f"memory://move-{uuid.uuid4().hex}"
+    move_into_place(src, f"{url}/x.bin")
+    fs = fsspec.filesystem("memory")
+    assert fs.cat_file(f"{url}/x.bin") == b"1"
+    fs.rm(url.removeprefix("memory:/"), recursive=True)

@@ -21,11 +21,12 @@ Store layout (``raw_store`` is a local folder or any fsspec URL, e.g. ``gs://buc
 
     {raw_store}/{sha[:2]}/{sha}{ext}            media, subtitles and info JSONs, by sha256 of bytes
     {raw_store}/sources/{k[:2]}/{k}.json        sidecar: source -> blobs; k = sha256(kind + source)
-    {raw_store}/.tmp/                           private working folders (local stores only)
+    {raw_store}/.tmp/.fetch.tmp-*/              private working folders (local stores only)
 
-A blob is written under a temporary name and renamed (local stores; object stores commit an
-upload whole), and the sidecar is written last, so a rerun with the same source finds the sidecar
-and downloads nothing. For local sources the sidecar also keeps size and mtime, so an edited file
+A blob is downloaded into a working folder and moved into place, and the sidecar (written under
+a temporary name and renamed) is written last, all through ``shards.atomic``, so a rerun with
+the same source finds the sidecar and downloads nothing; what a killed run leaves under
+temporary names is removed by the ingest's final sweep. For local sources the sidecar also keeps size and mtime, so an edited file
 is fetched again.
 """
 from __future__ import annotations
@@ -36,15 +37,13 @@ import json
 import logging
 import os
 import re
-import shutil
 import stat
 import tempfile
 import time
 import urllib.parse
 import urllib.request
-import uuid
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -52,6 +51,7 @@ from fsspec.implementations.local import LocalFileSystem
 from pipelines.ingest import fetch_web
 from pipelines.ingest.config import FetchConfig
 from pipelines.common.errors import InputError
+from shards.atomic import move_into_place, scratch_dir, write_json
 
 __all__ = ["FetchResult", "Fetcher", "route"]
 
@@ -144,28 +144,16 @@ class _RawStore:
         k = hashlib.sha256(key.encode("utf-8")).hexdigest()
         return f"{self.root}/sources/{k[:2]}/{k}.json"
 
-    @contextlib.contextmanager
-    def scratch(self) -> Iterator[str]:
-        """A private working folder, on the store's disk when local (so renames stay atomic)."""
-        base = os.path.join(self.root, ".tmp") if self.local else None
-        if base:
-            os.makedirs(base, exist_ok=True)
-        work = tempfile.mkdtemp(prefix="fetch-", dir=base)
-        try:
-            yield work
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    def scratch(self) -> contextlib.AbstractContextManager[str]:
+        """A private working folder, on the store's disk when local (so moving a blob in is a rename)."""
+        return scratch_dir(os.path.join(self.root, ".tmp") if self.local else tempfile.gettempdir(), "fetch")
 
     def put(self, local_file: str, ext: str) -> tuple[str, int]:
         """Move a finished file into the store; returns (sha256, size)."""
         sha, size = _sha256_file(local_file)
         final = self.path(sha, ext)
-        if self.local:
-            os.makedirs(os.path.dirname(final), exist_ok=True)
-            if not os.path.exists(final):
-                os.replace(local_file, final)  # same file system: atomic
-        elif not self.fs.exists(final):
-            self.fs.put_file(local_file, final)  # object stores commit an upload whole
+        if not (os.path.exists(final) if self.local else self.fs.exists(final)):
+            move_into_place(local_file, final, fs=None if self.local else self.fs)
         return sha, size
 
     def read_sidecar(self, key: str) -> dict[str, Any] | None:
@@ -180,15 +168,7 @@ class _RawStore:
         return data
 
     def write_sidecar(self, key: str, data: dict[str, Any]) -> None:
-        blob, target = json.dumps(data, sort_keys=True, indent=1).encode("utf-8"), self._sidecar(key)
-        if self.local:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            tmp = f"{target}.{uuid.uuid4().hex}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(blob)
-            os.replace(tmp, target)
-        else:
-            self.fs.pipe_file(target, blob)
+        write_json(self._sidecar(key), data, indent=1, fs=None if self.local else self.fs)
 
 
 class Fetcher:

@@ -32,6 +32,7 @@ from pipelines.ingest.steps import (
     FAILED, FailureMemory, FetchingDoFn, _row_json, failure_record, remembered_outputs, split_for,
 )
 from schemas.records import validate
+from shards.atomic import write_bytes
 
 
 @dataclass(frozen=True)
@@ -156,9 +157,7 @@ class ProcessImageSetFn(FetchingDoFn):
             store.mkdir(parents=True, exist_ok=True)
             path = store / f"{result.sha256}-{self.config.frames.max_side}.{result.ext}"
             if not path.is_file():
-                tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-                tmp.write_bytes(result.data)
-                os.replace(tmp, path)
+                write_bytes(path, result.data)
             members.append((f"{i}.{result.ext}", str(path)))
         for i, first in enumerate(dedupe_images_in_set(results)):
             if first is not None:

@@ -29,14 +29,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipelines.ingest.config import IngestConfig
 from pipelines.common.errors import InputError
 from schemas.sampling import sample_times
+from shards.atomic import atomic_dir
 
 __all__ = ["ClipOutput", "VideoOutput", "clip_bounds", "make_clip_id", "process_video", "clip_dir", "mp4_dir",
            "render_fingerprint", "mp4_fingerprint", "RENDER_SETTINGS", "MP4_SETTINGS"]
@@ -195,28 +194,6 @@ def _write_cfr_mp4(raw_path: str, start: float, end: float, config: IngestConfig
     return list(clip.frame_indices)
 
 
-def _publish(tmp: Path, final: Path, replace: bool) -> None:
-    """Rename a finished temporary folder into place; ``replace`` swaps out an outdated one.
-
-    Another worker may finish the same folder first: theirs is identical, ours is dropped.
-    """
-    old = None
-    if replace and final.exists():
-        old = final.with_name(f".{final.name}.tmp-old-{os.getpid()}")
-        try:
-            os.rename(final, old)
-        except OSError:
-            old = None
-    try:
-        os.rename(tmp, final)
-    except OSError:
-        pass
-    finally:
-        for leftover in (tmp, old):
-            if leftover is not None and leftover.exists():
-                shutil.rmtree(leftover, ignore_errors=True)
-
-
 def _read_meta(folder: Path) -> dict | None:
     path = folder / META
     return json.loads(path.read_text()) if path.is_file() else None
@@ -242,9 +219,9 @@ def _decode_into(raw_path: str, clip_id: str, start: float, end: float, want_has
     if meta is not None and _frames_fit(meta, want_hash, config):
         return meta, True
     outdated = meta is not None  # sampled other times (a decoder edge case) or lacks wanted hashes
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
+    # another worker finishing the same folder first: theirs is identical, ours is dropped
+    with atomic_dir(final, replace=outdated) as staged:
+        tmp = Path(staged)
         clip = decode_clip(raw_path, start=start, end=end, max_frames=config.sampling.max_frames,
                            max_fps=config.sampling.max_fps, max_side=config.frames.max_side, num_threads=1)
         for i, frame in enumerate(clip.frames):
@@ -256,11 +233,7 @@ def _decode_into(raw_path: str, clip_id: str, start: float, end: float, want_has
             "phash": {str(i): frame_phash(clip.frames[i]) for i in sorted(set(want_hash))},
         }
         (tmp / META).write_text(json.dumps(meta, sort_keys=True))
-        _publish(tmp, final, replace=outdated)
-        return json.loads((final / META).read_text()), False
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    return json.loads((final / META).read_text()), False
 
 
 def _mp4_into(raw_path: str, clip_id: str, start: float, end: float, config: IngestConfig,
@@ -271,17 +244,12 @@ def _mp4_into(raw_path: str, clip_id: str, start: float, end: float, config: Ing
     meta = _read_meta(final)
     if meta is not None:
         return final, meta, True
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
+    with atomic_dir(final) as staged:
+        tmp = Path(staged)
         meta = {"cfr_fps": config.frames.cfr_fps,
                 "cfr_frame_indices": _write_cfr_mp4(raw_path, start, end, config, tmp / "clip.mp4")}
         (tmp / META).write_text(json.dumps(meta, sort_keys=True))
-        _publish(tmp, final, replace=False)
-        return final, json.loads((final / META).read_text()), False
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    return final, json.loads((final / META).read_text()), False
 
 
 def _reason(exc, raw_path: str, name: str) -> str:

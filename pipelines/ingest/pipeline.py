@@ -352,7 +352,7 @@ class IngestVideos(beam.PTransform):
         return (manifests.pipeline
                 | "Start" >> beam.Create([None])
                 | "Finalize" >> beam.Map(
-                    _Finalize(self.out_dir),
+                    _Finalize(self.out_dir, self.work_dir),
                     AsSingleton(sets.sets | "SetRowCounts" >> beam.Map(_set_rows)
                                 | "SetRows" >> beam.CombineGlobally(sum)),
                     _to_list(parts, "PartList"),
@@ -360,11 +360,22 @@ class IngestVideos(beam.PTransform):
                     AsSingleton(remembered), AsSingleton(rewritten)))
 
 
-class _Finalize:
-    """Write the tables, shards.json and summary.json; drop shards of an earlier, larger run."""
+def _leftover_folders(out: Path, work: Path) -> list[Path]:
+    """Every folder where an interrupted run can leave files under temporary names."""
+    fixed = [out, out / "clips", out / "imagesets", out / "media", out / ".parts",
+             work / "failed", work / "raw" / ".tmp"]
+    fanned = [work / "frames", work / "images", work / "raw", work / "raw" / "sources"]  # {root}/{xx}/...
+    return fixed + [sub for root in fanned if root.is_dir() for sub in sorted(root.iterdir())
+                    if len(sub.name) == 2 and sub.is_dir()]
 
-    def __init__(self, out_dir: str):
+
+class _Finalize:
+    """Write the tables, shards.json and summary.json; drop shards of an earlier, larger run;
+    sweep what interrupted runs left under temporary names (the run is the folders' only writer)."""
+
+    def __init__(self, out_dir: str, work_dir: str):
         self.out_dir = out_dir
+        self.work_dir = work_dir
 
     def __call__(self, _, set_rows, table_parts, shards, remembered, rewritten):
         from pipelines.common.guard import run_step
@@ -393,7 +404,7 @@ class _Finalize:
             concat_tables(out / f"{prefix}.parquet", record_type, parts)
         for prefix in RECORD_TYPES:  # shards of an earlier run with more shards
             remove_stale(out, prefix, prefix, {s["shard"] for s in shards})
-        for folder in (out, out / "clips", out / "imagesets", out / "media", out / ".parts"):  # interrupted runs' temp files
+        for folder in _leftover_folders(out, Path(self.work_dir)):  # interrupted runs' temporary files
             sweep(folder)
         write_json(out / "shards.json", shards, indent=1, newline=True)
         n_videos = sum(p["rows"] for p in table_parts if p["name"] == "videos")

@@ -23,6 +23,7 @@ from apache_beam.metrics import Metrics
 from pipelines.ingest.config import IngestConfig
 from pipelines.common.errors import InputError
 from schemas.records import canonical_json, validate
+from shards.atomic import write_json
 
 FAILED = "failed"
 
@@ -156,11 +157,7 @@ class FailureMemory:
 
     def remember(self, rows, records: list[dict]) -> None:
         """Keep ``records`` as the outcome of ``rows`` (atomically)."""
-        path = self._path(rows)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(records[0] if len(records) == 1 else records, sort_keys=True))
-        os.replace(tmp, path)
+        write_json(self._path(rows), records[0] if len(records) == 1 else records)
 
     def forget(self, rows) -> None:
         """``rows`` succeeded: drop what was remembered of them."""

@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.procedural.scenes import Scene, SceneSpec, draw_frame, make_scene
+from shards.atomic import atomic_path
 
 __all__ = ["render_scene", "encode_video_bytes", "write_vtt", "vtt_text", "generate_corpus",
            "SceneFiles", "write_test_media", "TEST_MEDIA_KINDS"]
@@ -126,12 +127,8 @@ def render_scene(scene: Scene, path: str | os.PathLike, *, crf: int | None = Non
     fmt = scene.spec.container_format
     if path.suffix.lower() not in _SUFFIXES[fmt]:
         raise ValueError(f"{path.name}: a {fmt} file needs one of the suffixes {_SUFFIXES[fmt]}")
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        _encode(scene, str(tmp), fmt, crf, size, rotation)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        _encode(scene, tmp, fmt, crf, size, rotation)
     return path
 
 
@@ -317,13 +314,10 @@ def write_test_media(kind: str, path: str | os.PathLike, *, spec: SceneSpec | No
                    **({"quality": 92} if kind == "jpeg" else {}))
     elif kind in ("truncated_mp4", "truncated_faststart_mp4"):
         scene = make_scene(dataclasses.replace(spec, codec="h264", container=None))
-        tmp = path.with_name(path.name + ".partial")
-        try:
-            _encode(scene, str(tmp), "mp4", None, None, None, faststart=kind != "truncated_mp4")
-            data = tmp.read_bytes()
-        finally:
-            tmp.unlink(missing_ok=True)
-        path.write_bytes(data[: len(data) // 2])
+        with atomic_path(path) as tmp:  # encoded whole (faststart rewrites the file), then cut in half
+            _encode(scene, tmp, "mp4", None, None, None, faststart=kind != "truncated_mp4")
+            data = Path(tmp).read_bytes()
+            Path(tmp).write_bytes(data[: len(data) // 2])
     elif kind == "rotated":
         render_scene(make_scene(spec), path, rotation=rotation)
     else:  # near_duplicate
