@@ -18,9 +18,10 @@ one kind never share a file)::
              "counts": {"records": {dataset: n}, "failures": {error type: n}, "review": n,
                         "agreements": n, "unannotated": n}}
 
-The folder is built under a staging name (``.{safe title}.staging-{pid}``) and renamed into place;
-an older folder of the same project is moved aside first and removed after, so a reader sees the
-old outputs or the new ones, never a mix. Leftovers of a run that died are removed by the next.
+The folder is built under a temporary name and renamed into place, an older folder of the same
+project moved aside first and removed after (``shards.atomic.atomic_dir``), so a reader sees the
+old outputs or the new ones, never a mix. Leftovers of a run that died are removed by the next
+(``shards.atomic.sweep`` of this project's temporary names whose process is gone).
 A folder of that name that has no ``normalized.json`` is not ours and is never replaced. The
 manifest holds no time stamp: the same snapshot gives byte-identical files.
 """
@@ -30,12 +31,11 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
-import shutil
 from pathlib import Path
 from typing import Any, Optional
 
 from annotation.projects import safe_name
+from shards.atomic import atomic_dir, sweep
 from schemas.arrow import to_table
 
 __all__ = ["MANIFEST", "OutputError", "file_digest", "write_outputs", "read_manifest"]
@@ -56,25 +56,6 @@ def file_digest(path: str | os.PathLike) -> dict[str, Any]:
             h.update(block)
             size += len(block)
     return {"path": str(Path(path).resolve()), "sha256": h.hexdigest(), "bytes": size}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _sweep(root: Path, name: str) -> None:
-    """Remove staging and set-aside folders of this project left by runs that died."""
-    pattern = re.compile(rf"^\.{re.escape(name)}\.(staging|old)-(\d+)$")
-    for entry in root.iterdir():
-        m = pattern.match(entry.name)
-        if m and not _alive(int(m.group(2))):
-            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _jsonl(path: Path, items: list) -> int:
@@ -130,11 +111,9 @@ def write_outputs(out_root: str | os.PathLike, project: str, result: Any, snapsh
     if final.exists() and not (final / MANIFEST).is_file():
         raise OutputError(f"{final} exists and is not a normalize output (no {MANIFEST}); it is left alone: "
                           f"pass another --out")
-    _sweep(root, name)
-    staging = root / f".{name}.staging-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
+    sweep(root, name=name, only_dead=True)  # what runs that died left of this project
+    with atomic_dir(final, replace=True) as staged:
+        staging = Path(staged)
         outputs = _stage(staging, result)
         for file_name, entry in outputs.items():
             digest = file_digest(staging / file_name)
@@ -147,20 +126,6 @@ def write_outputs(out_root: str | os.PathLike, project: str, result: Any, snapsh
                        "agreements": len(result.agreements), "unannotated": len(result.unannotated)},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    old = root / f".{name}.old-{os.getpid()}"
-    if final.exists():
-        os.rename(final, old)
-    try:
-        os.rename(staging, final)
-    except BaseException:
-        if old.exists() and not final.exists():
-            os.rename(old, final)  # the previous outputs stay
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
     return final
 
 

@@ -41,7 +41,7 @@ __all__ = [
 
 TEMP_MARK = ".tmp-"
 """What every temporary name carries between the final name and the writer's pid."""
-_TEMP_RE = re.compile(r"\..+\.tmp-\d+-[0-9a-f]{8}")
+_TEMP_RE = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{8}")
 
 
 def temp_name(name: str) -> str:
@@ -291,7 +291,10 @@ def atomic_dir(path: str | os.PathLike[str], *, replace: bool = False) -> Iterat
         try:
             os.rename(tmp, final)
         except OSError:
-            if not os.path.isdir(final):
+            if not os.path.isdir(final):  # not another worker's folder in the way: a real failure
+                if old is not None:
+                    os.rename(old, final)  # the previous folder stays
+                    old = None
                 raise
         finally:
             if old is not None:
@@ -378,11 +381,37 @@ def write_json(path: str | os.PathLike[str], value: Any, *, indent: int | None =
     return write_text(path, text, fs=fs, fsync=fsync, private=private)
 
 
-def sweep(folder: str | os.PathLike[str], *, fs: Any = None) -> list[str]:
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _leftover(name: str, final_name: str | None, only_dead: bool) -> bool:
+    m = _TEMP_RE.fullmatch(name)
+    if m is None or (final_name is not None and m.group("name") != final_name):
+        return False
+    return not (only_dead and _pid_alive(int(m.group("pid"))))
+
+
+def sweep(folder: str | os.PathLike[str], *, name: str | None = None, only_dead: bool = False,
+          fs: Any = None) -> list[str]:
     """Remove the temporary files and folders (this module's scheme only) directly in ``folder``.
 
-    Only safe where no other process writes to ``folder`` at the same time: a live writer's
-    temporary file would go too. A missing folder is not an error.
+    Without ``only_dead`` it is only safe where no other process writes to ``folder`` at the
+    same time (a live writer's temporary file would go too): call it where a run knows it is the
+    folder's only writer. A missing folder is not an error.
+
+    Args:
+        folder: the folder (local path or fsspec URL).
+        name: only the temporary names of this final name.
+        only_dead: only those whose writer's pid is not a live process of this host (for
+            folders that concurrent processes of one host may share).
+        fs: the fsspec file system of ``folder``, if not a plain path or URL.
 
     Returns:
         The removed paths, sorted.
@@ -393,13 +422,13 @@ def sweep(folder: str | os.PathLike[str], *, fs: Any = None) -> list[str]:
             names = os.listdir(root)
         except (FileNotFoundError, NotADirectoryError):
             return []
-        paths = [os.path.join(root, n) for n in names if is_temp_name(n)]
+        paths = [os.path.join(root, n) for n in names if _leftover(n, name, only_dead)]
     else:
         try:
             entries = fs.ls(root, detail=False)
         except FileNotFoundError:
             return []
-        paths = [p for p in entries if is_temp_name(p.rstrip("/").rpartition("/")[2])]
+        paths = [p for p in entries if _leftover(p.rstrip("/").rpartition("/")[2], name, only_dead)]
     for p in paths:
         _remove(fs, p)
     return sorted(paths)

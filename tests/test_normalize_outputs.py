@@ -103,7 +103,7 @@ def test_a_failed_write_leaves_the_previous_outputs_whole(setup, monkeypatch):
 
 def test_leftovers_of_a_dead_run_are_swept_and_foreign_folders_left_alone(setup, capfd):
     setup.out.mkdir()
-    dead = setup.out / ".Points_A.staging-999999999"
+    dead = setup.out / ".Points_A.tmp-999999999-0123abcd"  # shards.atomic's temporary name, a dead pid
     dead.mkdir()
     (dead / "VideoPoint.parquet").write_bytes(b"half")
     assert normalize(setup, "Points A") == 0

@@ -231,3 +231,38 @@ def test_scratch_dir_and_move_into_place(tmp_path):
     fs = fsspec.filesystem("memory")
     assert fs.cat_file(f"{url}/x.bin") == b"1"
     fs.rm(url.removeprefix("memory:/"), recursive=True)
+
+
+def test_atomic_dir_replace_swaps_an_outdated_folder_or_keeps_it_on_failure(tmp_path, monkeypatch):
+    final = tmp_path / "project"
+    with atomic_dir(final) as tmp:
+        Path(tmp, "a.parquet").write_text("old")
+    with atomic_dir(final, replace=True) as tmp:
+        Path(tmp, "a.parquet").write_text("new")
+    assert [p.read_text() for p in final.iterdir()] == ["new"]
+    real_rename, failed = os.rename, []
+
+    def rename(src, dst):  # the swap fails once (e.g. a disk error) after the old folder was moved aside
+        if is_temp_name(Path(src).name) and Path(dst) == final and not failed:
+            failed.append(src)
+            raise OSError(5, "I/O error")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError, match="I/O"):
+        with atomic_dir(final, replace=True) as tmp:
+            Path(tmp, "a.parquet").write_text("newer")
+    assert [p.read_text() for p in final.iterdir()] == ["new"]  # the previous folder is back
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]
+
+
+def test_sweep_by_name_and_only_dead_writers(tmp_path):
+    live = tmp_path / temp_name("A")  # this process: alive
+    dead = tmp_path / ".A.tmp-999999999-0123abcd"
+    other = tmp_path / ".B.tmp-999999999-0123abcd"
+    for p in (live, dead, other):
+        p.mkdir()
+    assert sweep(tmp_path, name="A", only_dead=True) == [str(dead)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
+    assert sweep(tmp_path, name="A") == [str(live)]
+    assert sweep(tmp_path) == [str(other)]
