@@ -64,6 +64,7 @@ from annotation.push_plan import (
     off_grid_clips,
     plan_push,
 )
+from schemas.records import canonical_json
 from shards.atomic import AtomicFile
 from shards.reader import iter_shards
 
@@ -345,10 +346,6 @@ def existing_tasks(client: Any, project_id: int, page_size: int = 1000) -> dict[
             page += 1
 
 
-def _canonical(data: dict[str, Any]) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
-
-
 def _import_batch(client: Any, project_id: int, batch: list[dict[str, Any]]) -> list[int]:
     """POST one import batch, serialized once with ``json.dumps``; returns the new task ids.
 
@@ -400,7 +397,7 @@ def import_new_tasks(client: Any, project_id: int, payloads: list[dict[str, Any]
             continue
         task_id, data = have[key]
         result.task_ids[key] = task_id
-        if _canonical(payload["data"]) == _canonical(data):  # build_tasks emits plain JSON types
+        if canonical_json(payload["data"]) == canonical_json(data):  # build_tasks emits plain JSON types
             result.existing += 1
             continue
         result.conflicts.append(key)

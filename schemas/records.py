@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
@@ -270,21 +270,28 @@ def validate(record_type_name: str, data: Mapping[str, Any]) -> Record:
         raise RecordValidationError(record_type_name, key, errors) from None
 
 
-def canonical_json(value: Any) -> str:
+def canonical_json(value: Any, *, default: Callable[[Any], Any] | None = None, allow_nan: bool = False) -> str:
     """Serialize JSON-compatible data canonically: sorted keys, no whitespace, UTF-8 text.
 
-    Equal data gives identical text (and bytes), so shards built from it are byte-reproducible.
+    The project's one canonical JSON: records, shard members (``.encode("utf-8")`` for bytes),
+    fingerprints and ids. Equal data gives identical text (and bytes), so shards built from it
+    are byte-reproducible.
 
     Args:
         value: dicts, lists, strings, numbers, booleans and None.
+        default: turns a value JSON cannot hold into one it can (``str`` for raw input rows
+            that may carry dates); None refuses such values.
+        allow_nan: write NaN and infinity as ``NaN``/``Infinity`` (not JSON; only for hashing
+            raw inputs that may hold them) instead of refusing them.
 
     Returns:
         The JSON text; non-ASCII characters are written as themselves, not escaped.
 
     Raises:
-        ValueError: on NaN or infinity. TypeError: on a value JSON cannot hold.
+        ValueError: on NaN or infinity (unless ``allow_nan``). TypeError: on a value JSON cannot hold.
     """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan,
+                      default=default)
 
 
 def record_to_json(record: BaseModel) -> str:

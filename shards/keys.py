@@ -4,31 +4,22 @@ One job: decide what a sample may be called and how its values become member byt
 writer (``shards.writer``) and anything that builds samples agree. Keys carry no dots (WebDataset
 splits a member name at the first dot), no path tricks and are NFC-normalised; extensions are
 lowercase dot-separated parts (WebDataset lowercases them when it reads); dicts and lists are
-stored as canonical JSON, so the same sample always gives the same bytes.
+stored as canonical JSON (``schemas.records.canonical_json``, UTF-8), so the same sample always
+gives the same bytes.
 """
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from typing import Any, Mapping
 
-__all__ = ["canonical_json", "validate_key", "validate_extension", "encode_sample"]
+from schemas.records import canonical_json
+
+__all__ = ["validate_key", "validate_extension", "encode_sample"]
 
 _ENCODING = "utf-8"
 _EXT_PART = r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?"
 _EXT_RE = re.compile(rf"{_EXT_PART}(?:\.{_EXT_PART})*")
-
-
-def canonical_json(obj: Any) -> bytes:
-    """Encode ``obj`` as canonical JSON: sorted keys, ``(",", ":")``, no ASCII escaping, UTF-8.
-
-    Raises:
-        ValueError: on NaN or infinity (not JSON).
-        TypeError: on values JSON cannot represent.
-    """
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.encode(_ENCODING)
 
 
 def _bad_key(key: object, rule: str) -> ValueError:
@@ -122,7 +113,7 @@ def _encode_value(key: str, ext: str, value: Any) -> bytes:
         return value.encode(_ENCODING)
     if isinstance(value, (dict, list)):
         if ext == "json" or ext.endswith(".json"):
-            return canonical_json(value)
+            return canonical_json(value).encode(_ENCODING)
         raise TypeError(
             f"sample {key!r}: a {type(value).__name__} needs extension 'json' or '*.json', not {ext!r}"
         )

@@ -4,7 +4,7 @@ The ingest pipeline and the publishing step both write through it: one layout, o
 
 Record shape in: a sample ``{"__key__": str, "<ext>": bytes | str | dict | list, ...}``, as in
 WebDataset. ``bytes`` are stored as is, ``str`` as UTF-8, and a ``dict``/``list`` under an
-extension ``json`` (or ``*.json``) as canonical JSON (:func:`canonical_json`). Entries named
+extension ``json`` (or ``*.json``) as canonical JSON (``schemas.records.canonical_json``). Entries named
 ``__name__`` (``__url__``, ``__local_path__``, as WebDataset readers add them) are metadata
 and are not written, so a sample read back with :mod:`shards.reader` can be written again.
 Record shape out: one tar file per shard plus a :class:`ShardInfo` (path, sha256, counts).
@@ -60,7 +60,8 @@ from shards.atomic import AtomicFile, resolve
 from shards.tarformat import (  # noqa: F401 (constants re-exported)
     DEFAULT_MTIME, MEMBER_MODE, TAR_FORMAT, HashingWriter, archive_size, check_mtime, member_frames,
 )
-from shards.keys import canonical_json, encode_sample, validate_extension, validate_key  # noqa: F401 (re-exported)
+from schemas.records import canonical_json
+from shards.keys import encode_sample, validate_extension, validate_key  # noqa: F401 (re-exported)
 
 __all__ = [
     "DEFAULT_MTIME",
@@ -69,7 +70,6 @@ __all__ = [
     "ShardFile",
     "ShardInfo",
     "ShardWriter",
-    "canonical_json",
     "encode_sample",
     "file_sha256",
     "validate_extension",
@@ -107,7 +107,7 @@ class ShardInfo:
 
     def to_json(self) -> str:
         """Return canonical JSON text of the fields (sorted keys, compact, UTF-8 safe)."""
-        return canonical_json(self.to_dict()).decode("utf-8")
+        return canonical_json(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ShardInfo:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 import math
@@ -427,5 +426,7 @@ class IngestConfig:
         for name in names or tuple(d):
             section, _, key = name.partition(".")
             chosen[name] = d[section][key] if key else d[section]
-        blob = json.dumps([chosen, extra or {}], sort_keys=True, separators=(",", ":")).encode()
+        from schemas.records import canonical_json
+
+        blob = canonical_json([chosen, extra or {}]).encode("utf-8")
         return hashlib.sha256(blob).hexdigest()[:16]

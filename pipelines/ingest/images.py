@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import struct
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +26,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pipelines.ingest.phash import frame_phash
 from pipelines.common.errors import InputError
 from schemas.record_types import MAX_SET_IMAGES, MIN_SET_IMAGES  # the one definition of an image set's size
+from schemas.records import canonical_json
 
 __all__ = [
     "MIN_SIDE", "MAX_PIXELS", "JPEG_QUALITY", "LOSSLESS_FORMATS", "MIN_SET_IMAGES", "MAX_SET_IMAGES",
@@ -274,7 +274,7 @@ def set_id(input_ids: Iterable[str]) -> str:
     Returns:
         A WebDataset-safe key (hex digits only).
     """
-    blob = json.dumps(sorted(input_ids), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    blob = canonical_json(sorted(input_ids)).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]
 
 

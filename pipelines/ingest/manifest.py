@@ -55,6 +55,7 @@ from typing import Any
 from pipelines.common.errors import InputError
 from pipelines.common.guard import InputGuard
 from schemas.record_types import KEY_PATTERN, MAX_SET_IMAGES, MIN_SET_IMAGES
+from schemas.records import canonical_json
 
 __all__ = [
     "KINDS", "SPLITS", "FORMATS", "ManifestRow", "ManifestFailure", "read_manifest", "parse_row",
@@ -96,11 +97,9 @@ def _bad(error_type: str, message: str) -> InputError:
     return InputError("manifest", error_type, message)
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
 def _canonical(obj: Any) -> str:
-    return _CANONICAL.encode(obj)
+    """Canonical JSON of raw row content, which may hold dates (as text) and NaN (Parquet, CSV)."""
+    return canonical_json(obj, default=str, allow_nan=True)
 
 
 def _digest(obj: Any) -> str:

