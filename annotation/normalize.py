@@ -44,9 +44,7 @@ sample times.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -57,6 +55,7 @@ from annotation.agreement import Agreement, AgreementConfig, assess
 from annotation.ls_records import KIND_DATASET, VIDEO_KINDS, Skipped, TaskInfo, build_record
 from annotation.tasks import SOURCE_KINDS
 from annotation.ls_results import ExportProblem, require
+from schemas.record_types import make_key
 from schemas.records import RecordValidationError, human_provenance, validate
 from schemas.tracks import resample_track
 
@@ -132,20 +131,13 @@ class NormalizedExport:
 
 
 def record_key(task_key: str, suffix: str) -> str:
-    """A deterministic, key-safe record key ``{safe task key}-{suffix}``.
+    """A deterministic, key-safe record key ``{key-safe task key}-{suffix}``.
 
-    Characters outside ``[A-Za-z0-9_-]`` become ``_``; when that changed anything (or the key was
-    cut to 180 characters), 8 hex digits of the SHA-256 of the original follow, so two task keys
-    that differ only in such characters still give different record keys.
+    The task key goes through the project's one key rule (``schemas.record_types.make_key``):
+    kept when key-safe, else an ASCII slug plus 8 hex digits of its sha256, so two task keys that
+    differ only in unsafe characters still give different record keys.
     """
-    return f"{_task_base(task_key)}-{suffix}"
-
-
-def _task_base(task_key: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_-]", "_", task_key)[:180]
-    if safe != task_key:
-        safe += "-" + hashlib.sha256(task_key.encode("utf-8")).hexdigest()[:8]
-    return safe
+    return f"{make_key(task_key)}-{suffix}"
 
 
 def load_export(export: Export, name: Optional[str] = None) -> list:
@@ -412,7 +404,7 @@ def normalize_export(export: Export, known_clips: Optional[Union[set, frozenset,
             run.fail(base_id, f"task {tid}" if tid is not None else f"task at position {pos}", p.error_type,
                      str(p), task)
             continue
-        base = _task_base(task_key)
+        base = make_key(task_key)
         annotations = task["annotations"]
         if not annotations:
             run.out.unannotated.append(info.id)

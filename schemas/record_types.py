@@ -13,7 +13,10 @@ docstrings become field descriptions (and Arrow field metadata).
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import unicodedata
 from typing import Annotated, Any, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -22,8 +25,8 @@ from pydantic_core import PydanticCustomError
 from schemas.sampling import sample_times
 
 __all__ = [
-    "KEY_PATTERN", "SHA256_PATTERN", "TIME_TOLERANCE", "POINT_GRID_FPS", "point_time_on_grid", "MIN_SET_IMAGES",
-    "MAX_SET_IMAGES",
+    "KEY_PATTERN", "MAX_KEY_LEN", "SHA256_PATTERN", "TIME_TOLERANCE", "POINT_GRID_FPS", "make_key",
+    "point_time_on_grid", "MIN_SET_IMAGES", "MAX_SET_IMAGES",
     "Key", "Sha256", "Text", "Unit", "Seconds", "Count", "Pixels", "Split",
     "Strict", "Record", "SubtitleCue", "Point", "TimedPoint", "ImagePoint", "QAPair", "TrackPoint", "TrackObject",
     "ImageInfo", "VideoAsset", "Clip", "ImageSet", "FailureRecord",
@@ -31,6 +34,35 @@ __all__ = [
 ]
 
 KEY_PATTERN = r"^[A-Za-z0-9_-]+$"
+MAX_KEY_LEN = 128
+"""Longest text :func:`make_key` keeps as it is (record keys may be 256: room for suffixes)."""
+_KEY_RE = re.compile(KEY_PATTERN)
+_NOT_KEY = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def make_key(text: str) -> str:
+    """The one key rule: any id, label or task key made into a key-safe record key.
+
+    Key-safe text (``KEY_PATTERN``: letters, digits, ``_``, ``-``; no dots, which WebDataset
+    splits at) of at most :data:`MAX_KEY_LEN` characters is kept as it is. Any other text becomes
+    ``{ascii slug}-{8 hex of the sha256 of the text}``: the slug is the text folded to ASCII
+    (NFKD), each run of other characters made ``_``, cut to 64; the hash keeps two texts that
+    differ only in such characters apart (``a.b`` and ``a_b``). Text with no letter or digit at
+    all gives the 8 hex digits alone. The same text always gives the same key.
+
+    Args:
+        text: what to make a key of.
+
+    Returns:
+        A key matching ``KEY_PATTERN``, at most 73 characters when rewritten.
+    """
+    if _KEY_RE.fullmatch(text) and len(text) <= MAX_KEY_LEN:
+        return text
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = _NOT_KEY.sub("_", folded).strip("_")[:64]
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    return f"{slug}-{digest}" if slug else digest
+
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 TIME_TOLERANCE = 1e-6
 """Seconds of float slack allowed when comparing times (clip timestamps, grid, clip bounds)."""

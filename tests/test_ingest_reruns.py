@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.ingest.config import IngestConfig
-from pipelines.ingest.manifest import make_key
+from schemas.record_types import make_key
 from molmo2_data.ingest import print_summary
 from pipelines.ingest.pipeline import run
 from pipelines.procedural.scenes import SceneSpec, generate_corpus, write_test_media

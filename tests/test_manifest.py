@@ -19,12 +19,11 @@ from pipelines.ingest.manifest import (
     ManifestFailure,
     ManifestRow,
     count_rows,
-    make_key,
     manifest_format,
     parse_row,
     read_manifest,
 )
-from schemas.record_types import KEY_PATTERN
+from schemas.record_types import KEY_PATTERN, make_key
 
 GOOD_ROWS = [
     {"id": "v1", "url": "https://example.org/a.mp4", "start": "1.5", "end": "10", "split": "train",
@@ -311,6 +310,17 @@ def test_make_key_is_a_safe_stable_key(text):
     key = make_key(text)
     assert re.fullmatch(KEY_PATTERN, key) and "." not in key and len(key) <= 128
     assert make_key(text) == key and make_key(key) == key
+
+
+@pytest.mark.parametrize("text", ["ok-key", "a.b", "a_b", "clip 01/ü", "../x", "x" * 200])
+def test_one_key_rule_for_input_ids_failure_keys_and_record_keys(text):
+    from annotation.normalize import record_key
+    from pipelines.ingest.steps import failure_record
+
+    assert parse_row({"id": text, "url": "https://example.org/a.mp4"}, 0).input_id == make_key(text)
+    assert failure_record(text, "fetch", "x", "m", "{}")["key"] == f"{make_key(text)}-fetch"
+    assert record_key(text, "a1") == f"{make_key(text)}-a1"
+    assert (make_key("a.b") != make_key("a_b")) and make_key("ok-key") == "ok-key"
 
 
 _names = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30).filter(str.strip)

@@ -19,7 +19,8 @@ Every kind takes optional ``id``, ``source``, ``license`` and ``split`` (train/v
 other columns are kept in ``extra`` as canonical JSON. Missing values, ``null``, NaN and blank
 strings all mean "not given" (so the three formats agree); strings are stripped.
 
-Ids (``input_id``) are WebDataset-safe keys (letters, digits, ``_``, ``-``; no dots):
+Ids (``input_id``) are WebDataset-safe keys (letters, digits, ``_``, ``-``; no dots), made by the
+project's one key rule, ``schemas.record_types.make_key``:
 
 * a given ``id`` that is already such a key (at most 128 chars) is used as is;
 * any other given id (dots, slashes, spaces, non-ASCII...) becomes ``<ascii slug>-<8 hex of
@@ -47,19 +48,18 @@ import math
 import os
 import posixpath
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipelines.common.errors import InputError
 from pipelines.common.guard import InputGuard
-from schemas.record_types import KEY_PATTERN, MAX_SET_IMAGES, MIN_SET_IMAGES
+from schemas.record_types import MAX_SET_IMAGES, MIN_SET_IMAGES, make_key
 from schemas.records import canonical_json
 
 __all__ = [
     "KINDS", "SPLITS", "FORMATS", "ManifestRow", "ManifestFailure", "read_manifest", "parse_row",
-    "make_key", "manifest_format", "ManifestError", "ManifestNotFoundError",
+    "manifest_format", "ManifestError", "ManifestNotFoundError",
     "manifest_base", "resolve_location", "count_rows",
 ]
 
@@ -70,9 +70,7 @@ _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 _LOCATION_FIELDS = ("url", "path", "images", "image")
 _KNOWN = {"id", "url", "path", "subtitle", "start", "end", "split", "source", "license",
           "images", "set_id", "image", "group"}
-_KEY_RE = re.compile(KEY_PATTERN)
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-_MAX_KEY_LEN = 128
 
 
 class ManifestError(ValueError):
@@ -81,16 +79,6 @@ class ManifestError(ValueError):
 
 class ManifestNotFoundError(ManifestError, FileNotFoundError):
     """The manifest file does not exist."""
-
-
-def make_key(text: str) -> str:
-    """Turn a given id or group label into a WebDataset-safe key (see the module docstring)."""
-    if _KEY_RE.fullmatch(text) and len(text) <= _MAX_KEY_LEN:  # (not match: "$" allows a final "\n")
-        return text
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", folded).strip("_")[:64]
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
-    return f"{slug}-{digest}" if slug else digest
 
 
 def _bad(error_type: str, message: str) -> InputError:

@@ -22,6 +22,7 @@ from apache_beam.metrics import Metrics
 
 from pipelines.ingest.config import IngestConfig
 from pipelines.common.errors import InputError
+from schemas.record_types import make_key
 from schemas.records import validate
 from shards.atomic import write_json
 
@@ -42,12 +43,11 @@ def failure_record(input_id: str, stage: str, error_type: str, message: str, row
                    outcome: str = "failed", duplicate_of: str | None = None, row_number: int | None = None) -> dict:
     """A validated ``FailureRecord`` as a plain dict.
 
-    The key is ``{input_id}-{stage}`` made key-safe, plus ``-r{row_number}`` when given (manifest
-    failures: two rows can share an id).
+    The key is ``{input_id made key-safe}-{stage}`` (``schemas.record_types.make_key``), plus
+    ``-r{row_number}`` when given (manifest failures: two rows can share an id).
     """
-    safe = "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "_" for c in input_id)[:200] or "input"
     suffix = f"-r{row_number}" if row_number is not None else ""
-    data = {"key": f"{safe}-{stage}{suffix}", "input_id": input_id, "stage": stage, "error_type": error_type,
+    data = {"key": f"{make_key(input_id)}-{stage}{suffix}", "input_id": input_id, "stage": stage, "error_type": error_type,
             "message": message, "input": row_json, "outcome": outcome, "duplicate_of": duplicate_of}
     return validate("failure", data).model_dump()
 
