@@ -266,7 +266,7 @@ def format_subtitle_block(cues: Sequence[Any], frame_times: Sequence[float] | No
 
     Args:
         cues: clip-relative cues in order: objects with ``start``, ``end``, ``text`` attributes
-            (``schemas`` ``SubtitleCue``, the ingest ``Cue``) or mappings with those keys.
+            (``schemas`` ``SubtitleCue``) or mappings with those keys.
         frame_times: the clip's sampled frame times; None keeps every cue.
         window_s: the ``frame_N`` window in seconds (N), used with ``frame_times``.
 

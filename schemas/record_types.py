@@ -173,7 +173,14 @@ def check_clip_times(times: list[float], duration: float, max_frames: int, max_f
 
 
 class SubtitleCue(Strict):
-    """One subtitle cue; times relative to the clip start."""
+    """One subtitle cue, in seconds: the project's one cue type.
+
+    Relative to the clip start in a ``Clip`` record; ``pipelines.ingest.subtitles`` also uses it
+    for cues in file time before cutting them to a clip, and the procedural scenes for their
+    ground-truth subtitles. Immutable (and so hashable).
+    """
+
+    model_config = ConfigDict(frozen=True)
 
     start: Seconds
     end: Seconds

@@ -9,8 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.common.errors import InputError
-from pipelines.ingest.subtitles import Cue, clip_cues, format_subtitle_block, parse_subtitles
+from pipelines.ingest.subtitles import clip_cues, format_subtitle_block, parse_subtitles
 from schemas.record_types import SubtitleCue
+
+
+def cue(start: float, end: float, text: str) -> SubtitleCue:
+    return SubtitleCue(start=start, end=end, text=text)
 
 VTT = """WEBVTT
 Kind: captions
@@ -52,9 +56,9 @@ sur deux lignes
 """
 
 EXPECTED = [
-    Cue(0.2, 0.8, "東京へ ようこそ"),
-    Cue(1.0, 2.5, "Hello wörld & friends"),
-    Cue(4.0, 6.0, "Deuxième ligne, sur deux lignes"),
+    cue(0.2, 0.8, "東京へ ようこそ"),
+    cue(1.0, 2.5, "Hello wörld & friends"),
+    cue(4.0, 6.0, "Deuxième ligne, sur deux lignes"),
 ]
 
 
@@ -106,7 +110,7 @@ def test_ttml():
 def test_rolling_captions_with_the_same_text_merge():
     vtt = ("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nsame words\n\n"
            "00:00:02.000 --> 00:00:03.000\nsame  words\n\n00:00:04.000 --> 00:00:05.000\nsame words\n")
-    assert parse_subtitles(vtt, "vtt") == [Cue(1.0, 3.0, "same words"), Cue(4.0, 5.0, "same words")]
+    assert parse_subtitles(vtt, "vtt") == [cue(1.0, 3.0, "same words"), cue(4.0, 5.0, "same words")]
 
 
 def test_empty_inputs_give_no_cues():
@@ -141,13 +145,13 @@ def test_unknown_format_is_an_input_error():
 
 
 def test_clip_cues_shifts_cuts_and_drops():
-    cues = [Cue(0.0, 1.0, "before"), Cue(1.0, 3.0, "touches start"), Cue(2.5, 4.0, "a"),
-            Cue(4.0, 4.0, "instant"), Cue(5.5, 9.0, "b"), Cue(6.0, 7.0, "after"), Cue(7.0, 7.0, "late instant")]
-    assert clip_cues(cues, 3.0, 6.0) == [Cue(0.0, 1.0, "a"), Cue(1.0, 1.0, "instant"), Cue(2.5, 3.0, "b")]
+    cues = [cue(0.0, 1.0, "before"), cue(1.0, 3.0, "touches start"), cue(2.5, 4.0, "a"),
+            cue(4.0, 4.0, "instant"), cue(5.5, 9.0, "b"), cue(6.0, 7.0, "after"), cue(7.0, 7.0, "late instant")]
+    assert clip_cues(cues, 3.0, 6.0) == [cue(0.0, 1.0, "a"), cue(1.0, 1.0, "instant"), cue(2.5, 3.0, "b")]
     assert clip_cues(cues, 0.0, 100.0) == cues
-    (noisy,) = clip_cues([Cue(0.1, 0.3, "x")], 0.1, 0.3)  # 0.3 - 0.1 is 0.19999999999999998
+    (noisy,) = clip_cues([cue(0.1, 0.3, "x")], 0.1, 0.3)  # 0.3 - 0.1 is 0.19999999999999998
     assert noisy.start == 0.0 and noisy.end == 0.3 - 0.1 and noisy.end == pytest.approx(0.2)
-    assert clip_cues([Cue(0.1, 0.25, "x")], 0.1, 0.3) == [Cue(0.0, 0.15, "x")]  # rounded to the microsecond
+    assert clip_cues([cue(0.1, 0.25, "x")], 0.1, 0.3) == [cue(0.0, 0.15, "x")]  # rounded to the microsecond
     with pytest.raises(ValueError):
         clip_cues(cues, 5.0, 5.0)
     with pytest.raises(ValueError):
@@ -161,7 +165,7 @@ _times = st.floats(min_value=0, max_value=1e4, allow_nan=False, allow_infinity=F
 def _cues(draw):
     out = []
     for start, length in draw(st.lists(st.tuples(_times, st.floats(0, 100)), max_size=20)):
-        out.append(Cue(start, start + length, "t"))
+        out.append(cue(start, start + length, "t"))
     return sorted(out, key=lambda c: (c.start, c.end))
 
 
@@ -180,7 +184,7 @@ def test_clip_cues_properties(cues, clip_start, length):
 
 
 def test_subtitle_block_exact_layout():
-    cues = [Cue(0.0, 1.5, "Hello wörld"), Cue(2.04, 3.96, "second"), Cue(10.25, 12.0, "third")]
+    cues = [cue(0.0, 1.5, "Hello wörld"), cue(2.04, 3.96, "second"), cue(10.25, 12.0, "third")]
     assert format_subtitle_block(cues) == (
         "subtitle\n"
         "0.0 - 1.5 Hello wörld\n"
@@ -191,7 +195,7 @@ def test_subtitle_block_exact_layout():
 
 
 def test_subtitle_block_frame_window():
-    cues = [Cue(0.0, 0.4, "a"), Cue(3.0, 3.5, "b"), Cue(9.0, 9.5, "c")]
+    cues = [cue(0.0, 0.4, "a"), cue(3.0, 3.5, "b"), cue(9.0, 9.5, "c")]
     assert format_subtitle_block(cues, frame_times=[0.0, 2.0, 4.0], window_s=0.0) == "subtitle\n0.0 - 0.4 a\n"
     assert format_subtitle_block(cues, frame_times=[0.0, 2.0, 4.0], window_s=1.0) == (
         "subtitle\n0.0 - 0.4 a\n3.0 - 3.5 b\n")
@@ -199,11 +203,12 @@ def test_subtitle_block_frame_window():
     assert format_subtitle_block(cues, frame_times=[20.0], window_s=1.0) == "subtitle\n"
 
 
-def test_cue_validation_dict_and_pickle():
-    cue = Cue(1.0, 2.0, "ça va")
-    assert cue.to_dict() == {"start": 1.0, "end": 2.0, "text": "ça va"}
-    SubtitleCue.model_validate(cue.to_dict())
-    assert pickle.loads(pickle.dumps(cue)) == cue
+def test_cue_is_the_one_schemas_cue_validated_hashable_and_picklable():
+    one = cue(1.0, 2.0, "ça va")
+    assert one.model_dump() == {"start": 1.0, "end": 2.0, "text": "ça va"}
+    assert SubtitleCue.model_validate(one.model_dump()) == one and len({one, cue(1.0, 2.0, "ça va")}) == 1
+    assert pickle.loads(pickle.dumps(one)) == one
+    assert all(type(c) is SubtitleCue for c in parse_subtitles(VTT, "vtt") + clip_cues([one], 0.5, 3.0))
     for start, end in [(2.0, 1.0), (-1.0, 1.0), (0.0, float("nan"))]:
         with pytest.raises(ValueError):
-            Cue(start, end, "x")
+            cue(start, end, "x")

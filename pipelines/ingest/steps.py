@@ -36,7 +36,7 @@ class VideoItem:
     row: object  # pipelines.ingest.manifest.ManifestRow
     fetch: object  # pipelines.ingest.fetch.FetchResult
     video: object  # pipelines.ingest.media.VideoOutput
-    cues: tuple | None  # pipelines.ingest.subtitles.Cue in file time, or None without subtitles
+    cues: tuple | None  # schemas SubtitleCue in file time, or None without subtitles
 
 
 def failure_record(input_id: str, stage: str, error_type: str, message: str, row_json: str,
@@ -277,7 +277,7 @@ def clip_records(item: VideoItem, config: IngestConfig):
     for clip in item.video.clips:
         cues = None
         if item.cues is not None:
-            cues = [c.to_dict() for c in clip_cues(item.cues, clip.start, clip.end)]
+            cues = [c.model_dump() for c in clip_cues(item.cues, clip.start, clip.end)]
         record = {
             "key": clip.clip_id, "video_id": item.row.input_id, "start": clip.start, "end": clip.end,
             "timestamps": list(clip.timestamps), "frame_indices": list(clip.frame_indices),

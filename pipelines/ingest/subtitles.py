@@ -5,6 +5,7 @@ that every timing line became a cue (pysubs2 skips or swallows unreadable ones s
 what markup pysubs2 leaves (VTT karaoke timestamps ``<00:00:01.500>``, HTML entities), collapses
 whitespace and drops empty, comment and drawing events. Cues come out sorted by (start, end);
 consecutive cues with the same text that touch or overlap (rolling captions) are merged into one.
+Cues are ``schemas.record_types.SubtitleCue`` (the one cue type), in file time until ``clip_cues``.
 The Molmo 2 subtitle prompt block is ``schemas.chat.format_subtitle_block`` (re-exported here).
 """
 from __future__ import annotations
@@ -14,14 +15,13 @@ import html
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
 
 from pipelines.common.errors import InputError
 from schemas.chat import format_subtitle_block
+from schemas.record_types import SubtitleCue
 
-__all__ = ["Cue", "SUBTITLE_FORMATS", "parse_subtitles", "clip_cues", "format_subtitle_block"]
+__all__ = ["SUBTITLE_FORMATS", "parse_subtitles", "clip_cues", "format_subtitle_block"]
 
 SUBTITLE_FORMATS = ("vtt", "srt", "ass", "ssa", "ttml", "sami")
 """pysubs2 format ids accepted (microdvd needs a frame rate; tmp/mpl2 are too loose to trust)."""
@@ -30,23 +30,6 @@ _TIMED_FORMATS = ("vtt", "srt")  # formats whose cues each have one "-->" timing
 _LEFTOVER_TAG = re.compile(r"</?[A-Za-z0-9][^<>]*>")  # <00:00:01.500>, <c.yellow>, </v> ...
 _SPACE = re.compile(r"\s+")
 _TIME_DIGITS = 6  # clip-relative times are rounded to the microsecond (float noise of subtraction)
-
-
-@dataclass(frozen=True)
-class Cue:
-    """One subtitle cue: seconds (file time from ``parse_subtitles``; clip time after ``clip_cues``)."""
-
-    start: float
-    end: float
-    text: str
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.start) and math.isfinite(self.end)) or not 0 <= self.start <= self.end:
-            raise ValueError(f"cue needs 0 <= start <= end, got start={self.start}, end={self.end}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"start", "end", "text"}``: the shape of ``schemas`` ``SubtitleCue``."""
-        return {"start": self.start, "end": self.end, "text": self.text}
 
 
 def _malformed(name: str, why: str) -> InputError:
@@ -87,7 +70,7 @@ def _clean(text: str, fmt: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def parse_subtitles(data: bytes | str, fmt: str | None = None, name: str = "") -> list[Cue]:
+def parse_subtitles(data: bytes | str, fmt: str | None = None, name: str = "") -> list[SubtitleCue]:
     """Parse a subtitle file into clean cues, in file time, sorted by (start, end).
 
     Args:
@@ -126,25 +109,25 @@ def parse_subtitles(data: bytes | str, fmt: str | None = None, name: str = "") -
             raise _malformed(name, f"only {len(events)} of {timing_lines} cue timings could be read")
         if not events and not (fmt_id == "vtt" and text.lstrip().startswith("WEBVTT")):
             raise _malformed(name, f"no {fmt_id} cue found in {len(text)} characters of text")
-    cues: list[Cue] = []
+    cues: list[SubtitleCue] = []
     for i, event in enumerate(events):
         if event.start < 0 or event.end < event.start:
             raise _malformed(name, f"cue {i + 1} ({event.plaintext[:40]!r}) has start {event.start / 1000} s "
                              f"and end {event.end / 1000} s")
         cleaned = "" if event.is_drawing else _clean(event.plaintext, fmt_id)
         if cleaned:
-            cues.append(Cue(event.start / 1000, event.end / 1000, cleaned))
+            cues.append(SubtitleCue(start=event.start / 1000, end=event.end / 1000, text=cleaned))
     cues.sort(key=lambda c: (c.start, c.end))
-    merged: list[Cue] = []
+    merged: list[SubtitleCue] = []
     for cue in cues:
         if merged and merged[-1].text == cue.text and cue.start <= merged[-1].end:
-            merged[-1] = Cue(merged[-1].start, max(merged[-1].end, cue.end), cue.text)
+            merged[-1] = SubtitleCue(start=merged[-1].start, end=max(merged[-1].end, cue.end), text=cue.text)
         else:
             merged.append(cue)
     return merged
 
 
-def clip_cues(cues: Sequence[Cue], clip_start: float, clip_end: float) -> list[Cue]:
+def clip_cues(cues: Sequence[SubtitleCue], clip_start: float, clip_end: float) -> list[SubtitleCue]:
     """Cues relative to a clip: shifted by ``clip_start``, cut to ``[0, clip_end - clip_start]``.
 
     A cue is kept when it overlaps the clip for a positive time, or when it is a zero-length cue
@@ -170,5 +153,5 @@ def clip_cues(cues: Sequence[Cue], clip_start: float, clip_end: float) -> list[C
         if hi > lo or (cue.start == cue.end and lo == hi):
             end = min(round(hi - clip_start, _TIME_DIGITS), duration)
             start = min(max(round(lo - clip_start, _TIME_DIGITS), 0.0), end)
-            out.append(Cue(start, end, cue.text))
+            out.append(SubtitleCue(start=start, end=end, text=cue.text))
     return out

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from schemas.record_types import SubtitleCue
 from schemas.records import canonical_json
 
 __all__ = [
     "PALETTE", "SHAPES", "BEHAVIORS", "STATUSES", "GT_SCHEMA", "GT_VERSION", "OCCLUDER_RGB",
-    "SceneSpec", "SceneObject", "ObjectState", "FrameTruth", "Event", "QAPair", "Cue", "Scene",
+    "SceneSpec", "SceneObject", "ObjectState", "FrameTruth", "Event", "QAPair", "Scene",
     "load_ground_truth",
 ]
 
@@ -220,15 +221,6 @@ class QAPair:
 
 
 @dataclass(frozen=True)
-class Cue:
-    """One subtitle cue (seconds, millisecond precision)."""
-
-    start: float
-    end: float
-    text: str
-
-
-@dataclass(frozen=True)
 class Scene:
     """A scene's full ground truth. Build with :func:`make_scene`."""
 
@@ -245,7 +237,8 @@ class Scene:
     events: tuple[Event, ...]
     caption: str = ""
     qa: tuple[QAPair, ...] = ()
-    cues: tuple[Cue, ...] = ()
+    cues: tuple[SubtitleCue, ...] = ()
+    """Subtitle cues (seconds, millisecond precision)."""
     _times: list[float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -303,7 +296,7 @@ class Scene:
             "events": [dataclasses.asdict(e) for e in self.events],
             "caption": self.caption,
             "qa": [dataclasses.asdict(q) for q in self.qa],
-            "cues": [dataclasses.asdict(c) for c in self.cues],
+            "cues": [c.model_dump() for c in self.cues],
             "frames": [dataclasses.asdict(f) for f in self.frames],
         }
         return json.loads(json.dumps(d))  # tuples -> lists, so dict == what a reader gets
@@ -337,4 +330,4 @@ def load_ground_truth(data: str | dict[str, Any]) -> Scene:
         occluder_width=d["occluder_width"], counts=dict(d["counts"]),
         events=tuple(Event(**e) for e in d["events"]), caption=d["caption"],
         qa=tuple(QAPair(**{**q, "negatives": tuple(q["negatives"])}) for q in d["qa"]),
-        cues=tuple(Cue(**c) for c in d["cues"]))
+        cues=tuple(SubtitleCue(**c) for c in d["cues"]))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import random
 
-from pipelines.procedural.scene_model import PALETTE, SHAPES, Cue, QAPair, Scene
+from pipelines.procedural.scene_model import PALETTE, SHAPES, QAPair, Scene
+from schemas.record_types import SubtitleCue
 
 __all__ = ["describe", "region_name", "plural"]
 
@@ -157,7 +158,7 @@ def _qa(scene: Scene) -> list[QAPair]:
     return out
 
 
-def _cues(scene: Scene) -> list[Cue]:
+def _cues(scene: Scene) -> list[SubtitleCue]:
     labels = [o.label for o in scene.objects]
     name = lambda oid: ("A " if labels.count(labels[oid]) > 1 else "The ") + labels[oid]  # noqa: E731
     f0 = scene.frames[0]
@@ -182,11 +183,11 @@ def _cues(scene: Scene) -> list[Cue]:
         nxt = starts[k + 1] if k + 1 < len(starts) else end_ms
         stop = min(ms + round(_CUE_SECONDS * 1000), nxt, end_ms)
         if stop > ms:
-            cues.append(Cue(ms / 1000, stop / 1000, " ".join(grouped[ms])))
+            cues.append(SubtitleCue(start=ms / 1000, end=stop / 1000, text=" ".join(grouped[ms])))
     return cues
 
 
-def describe(scene: Scene) -> tuple[str, list[QAPair], list[Cue]]:
+def describe(scene: Scene) -> tuple[str, list[QAPair], list[SubtitleCue]]:
     """Caption, QA pairs and subtitle cues of a scene.
 
     Args:

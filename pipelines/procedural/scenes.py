@@ -36,13 +36,13 @@ import numpy as np
 
 from pipelines.procedural import scene_text
 from pipelines.procedural.scene_model import (
-    BEHAVIORS, GT_SCHEMA, GT_VERSION, OCCLUDER_RGB, PALETTE, SHAPES, STATUSES, Cue, Event,
+    BEHAVIORS, GT_SCHEMA, GT_VERSION, OCCLUDER_RGB, PALETTE, SHAPES, STATUSES, Event,
     FrameTruth, ObjectState, QAPair, Scene, SceneObject, SceneSpec, load_ground_truth,
 )
 
 __all__ = [
     "PALETTE", "SHAPES", "BEHAVIORS", "STATUSES", "GT_SCHEMA", "GT_VERSION", "OCCLUDER_RGB",
-    "SceneSpec", "SceneObject", "ObjectState", "FrameTruth", "Event", "QAPair", "Cue", "Scene",
+    "SceneSpec", "SceneObject", "ObjectState", "FrameTruth", "Event", "QAPair", "Scene",
     "make_scene", "draw_frame", "label_map", "load_ground_truth",
     # re-exported lazily from pipelines.procedural.scene_media
     "render_scene", "write_vtt", "generate_corpus", "SceneFiles", "write_test_media",
