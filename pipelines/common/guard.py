@@ -34,12 +34,12 @@ import contextlib
 import errno
 import os
 import re
-import tempfile
 from types import MappingProxyType
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from pipelines.common import inject
 from pipelines.common.errors import InputError
+from shards.atomic import AtomicFile
 
 __all__ = ["RunFault", "InputGuard", "run_step", "check_writable", "run_fault_message", "describe"]
 
@@ -116,13 +116,10 @@ def describe(exc: BaseException) -> str:
 
 
 def _writable(folder: str) -> bool:
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+    try:  # a probe under shards.atomic's temporary name: what a kill leaves is swept like the rest
+        AtomicFile(os.path.join(folder, "write-check"), makedirs=False).abort()
     except OSError:
         return False
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(probe)
     return True
 
 

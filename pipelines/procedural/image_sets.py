@@ -39,6 +39,7 @@ from pipelines.render import (
     format_value, render_png,
 )
 from schemas.pointing import format_multi_image_points
+from shards.atomic import write_bytes
 
 __all__ = [
     "GT_SCHEMA", "GT_VERSION", "SET_KINDS", "SOURCE", "LICENSE", "ImageSetSpec", "SetPoint", "PointQuery", "SetQA",
@@ -224,12 +225,6 @@ class ImageSetFiles:
                 "source": source, "license": license}
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_image_set(truth: ImageSetTruth, out_dir: str | os.PathLike, key: str) -> tuple[tuple[Path, ...], Path]:
     """Draw every image of ``truth`` to ``{key}_{i}.png`` and save ``{key}.json`` in ``out_dir``.
 
@@ -246,10 +241,10 @@ def write_image_set(truth: ImageSetTruth, out_dir: str | os.PathLike, key: str) 
     images = []
     for i, item in enumerate(truth.images):
         path = out / f"{key}_{i}.png"
-        _write_atomic(path, render_png(item))
+        write_bytes(path, render_png(item))
         images.append(path)
     gt = out / f"{key}.json"
-    _write_atomic(gt, (truth.to_json() + "\n").encode("utf-8"))
+    write_bytes(gt, (truth.to_json() + "\n").encode("utf-8"))
     return tuple(images), gt
 
 
@@ -298,5 +293,5 @@ def write_manifest(files: list[ImageSetFiles], path: str | os.PathLike, source: 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(f.manifest_row(source, license), sort_keys=True) + "\n" for f in files)
-    _write_atomic(path, text.encode("utf-8"))
+    write_bytes(path, text.encode("utf-8"))
     return path
