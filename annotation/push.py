@@ -6,8 +6,8 @@ not on the server yet, in batches, with their predictions (pre-annotations).
 
 Record shapes::
 
-    ingest output (clips/clips-*.tar: {clip_id}.json + {clip_id}.NNN.jpg; media/{clip_id}.mp4;
-                   imagesets/imagesets-*.tar: {set_id}.json + {set_id}.{i}.{jpg|png})
+    ingest output (shards.layout: clips/clips-*.tar: {clip_id}.json + {clip_id}.NNN.jpg;
+                   media/{clip_id}.mp4; imagesets/imagesets-*.tar: {set_id}.json + {set_id}.{i}.{jpg|png})
       -> PushPlan: every check passed, nothing created yet          (annotation.push_plan.plan_push)
       -> Source(key, record dict, [media path relative to the media root])     (materialize)
       -> {"data": task data, "predictions": [...]?}                             (build_tasks)
@@ -66,6 +66,7 @@ from annotation.push_plan import (
 )
 from schemas.records import canonical_json
 from shards.atomic import AtomicFile
+from shards.layout import IngestLayout
 from shards.reader import iter_shards
 
 __all__ = ["PushItem", "PushPlan", "PushCheckError", "PushResult", "PushConflict", "Source", "push", "plan_push",
@@ -138,15 +139,6 @@ def _stage_copy_if_changed(staged: list[AtomicFile], src: Path, dest: Path) -> N
     pending.close()
 
 
-def _shard_paths(ingest_dir: Path, prefix: str) -> tuple[list[str], dict[str, str] | None]:
-    paths = sorted(str(p) for p in (ingest_dir / prefix).glob(f"{prefix}-*.tar"))
-    index = ingest_dir / "shards.json"
-    if not index.is_file():
-        return paths, None
-    sums = {str(ingest_dir / e["shard"]): e["sha256"] for e in json.loads(index.read_text())}
-    return paths, {p: sums[p] for p in paths} if all(p in sums for p in paths) else None
-
-
 def materialize(ingest_dir: str | os.PathLike, kind: str, keys: Iterable[str] | None,
                 media_root: str | os.PathLike, title: str) -> dict[str, Source]:
     """Read the wanted clips (or image sets) and put their media under the project's media folder.
@@ -177,7 +169,7 @@ def materialize(ingest_dir: str | os.PathLike, kind: str, keys: Iterable[str] | 
     folder = media_folder(root, title)
     wanted = None if keys is None else set(keys)
     prefix = "imagesets" if kind in T.IMAGE_SET_KINDS else "clips"
-    paths, sums = _shard_paths(ingest, prefix)
+    paths, sums = IngestLayout(ingest).shard_checksums(prefix)
     out: dict[str, Source] = {}
     # shard -> samples {"__key__", "json": record, "NNN.jpg" | "i.ext": bytes} -> staged media + Source
     #       -> shard confirmed -> media renamed into place, Sources kept

@@ -34,6 +34,7 @@ from typing import Any, Iterable
 from annotation import tasks as T
 from annotation.projects import safe_name
 from schemas.records import point_time_on_grid
+from shards.layout import IngestLayout
 
 __all__ = ["PushItem", "PushPlan", "PushCheckError", "plan_push", "read_items", "read_ingest_table",
            "off_grid_clips", "QUERY_KINDS", "VIDEO_KINDS", "SOURCE_KINDS"]
@@ -41,8 +42,6 @@ __all__ = ["PushItem", "PushPlan", "PushCheckError", "plan_push", "read_items", 
 VIDEO_KINDS = ("video_track", "ask_model_anything", "caption")
 SOURCE_KINDS = T.SOURCE_KINDS
 QUERY_KINDS = ("video_point", "video_track", "multi_image_point")
-TABLES = {"clips": "clips.parquet", "imagesets": "imagesets.parquet", "videos": "videos.parquet"}
-"""The tables of an ingest output that annotation reads (one row per clip / image set)."""
 SHOWN = 5
 """Clips or keys named in one message; the rest are counted."""
 
@@ -107,8 +106,9 @@ def read_ingest_table(ingest_dir: str | os.PathLike, table: str, flag: str = "--
     """
     import pyarrow.parquet as pq
 
-    folder, name = Path(ingest_dir), TABLES[table]
-    path = folder / name
+    folder = Path(ingest_dir)
+    path = IngestLayout(folder).table(table)
+    name = path.name
     run = f"run 'molmo2-data ingest --manifest ... --out {folder}' first, or pass the --out folder of an ingest run"
     if not folder.is_dir():
         raise PushCheckError(f"{flag} {folder} {'is a file' if folder.exists() else 'does not exist'}: {run}")
@@ -264,7 +264,7 @@ def _videos(ingest: Path, records: dict[str, dict[str, Any]]) -> dict[str, dict[
     missing = sorted({r["video_id"] for r in records.values()} - set(by_id))
     if missing:
         raise PushCheckError(f"{len(missing)} video{'' if len(missing) == 1 else 's'} of the clips to push "
-                             f"{'is' if len(missing) == 1 else 'are'} not in {ingest / TABLES['videos']}: "
+                             f"{'is' if len(missing) == 1 else 'are'} not in {IngestLayout(ingest).videos_table}: "
                              f"{_named(missing)}; their records need the video's source and duration. Rerun the "
                              f"ingest into {ingest}")
     return {vid: by_id[vid] for vid in sorted({r["video_id"] for r in records.values()})}

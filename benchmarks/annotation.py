@@ -95,9 +95,10 @@ def make_ingest(base: Path, clips: int, seed: int) -> Path:
 
 
 def clip_keys(ingest_dir: Path) -> list[str]:
+    from shards.layout import IngestLayout
     from shards.reader import iter_samples
 
-    paths = sorted(str(p) for p in (ingest_dir / "clips").glob("clips-*.tar"))
+    paths = IngestLayout(ingest_dir).shard_paths("clips")
     return sorted(s["__key__"] for s in iter_samples(paths, decode_json=True))
 
 

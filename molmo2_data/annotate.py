@@ -172,7 +172,8 @@ def _normalize(args) -> int:
     from annotation.normalize import Origin, normalize_export
     from annotation.outputs import file_digest, write_outputs
     from annotation.pull import find_snapshot
-    from annotation.push_plan import TABLES, read_ingest_table
+    from annotation.push_plan import read_ingest_table
+    from shards.layout import IngestLayout
 
     snapshot = find_snapshot(args.snapshots, args.project, version=args.version)
     raw = snapshot.read()  # checked against the sha256 pull recorded
@@ -180,7 +181,7 @@ def _normalize(args) -> int:
     if args.ingest:
         path, rows = read_ingest_table(args.ingest, "clips")
         known, inputs["clips"] = {r["key"]: r for r in rows}, file_digest(path)
-        if (Path(args.ingest) / TABLES["videos"]).is_file():  # the real source and duration of each video
+        if IngestLayout(args.ingest).videos_table.is_file():  # the real source and duration of each video
             path, rows = read_ingest_table(args.ingest, "videos")
             videos, inputs["videos"] = {r["key"]: r for r in rows}, file_digest(path)
     result = normalize_export(raw, known_clips=known, origin=Origin(args.project, snapshot.version),

@@ -29,6 +29,8 @@ import json
 import sys
 from pathlib import Path
 
+from shards.layout import IngestLayout
+
 __all__ = ["add_parser", "main", "CheckFailed", "check_equal"]
 
 
@@ -107,7 +109,7 @@ def _grounding_examples(out: Path, truths: dict[str, Path]) -> list[dict]:
     from schemas.pointing import format_video_points, format_video_tracks, parse_points, parse_tracks
 
     examples = []
-    for clip in pq.read_table(out / "ingest" / "clips.parquet").to_pylist():
+    for clip in pq.read_table(IngestLayout(out / "ingest").clips_table).to_pylist():
         scene = load_ground_truth(truths[clip["video_id"]].read_text())
         states = [scene.ground_truth_at(clip["start"] + t) for t in clip["timestamps"]]
         for label in sorted(scene.counts):
@@ -149,11 +151,12 @@ def _image_set_examples(out: Path, sets: list) -> list[dict]:
     from schemas.pointing import parse_points
     from shards.reader import iter_samples
 
-    ingest = out / "ingest"
-    records = {r["key"]: r for r in pq.read_table(ingest / "imagesets.parquet").to_pylist()}
+    ingest = IngestLayout(out / "ingest")
+    records = {r["key"]: r for r in pq.read_table(ingest.imagesets_table).to_pylist()}
     check_equal("image sets ingested", sorted(records), sorted(s.key for s in sets))
-    shards = [i for i in json.loads((ingest / "shards.json").read_text()) if i["shard"].startswith("imagesets/")]
-    samples = {s["__key__"]: s for i in shards for s in iter_samples(ingest / i["shard"], expected_sha256=i["sha256"])}
+    paths, sums = ingest.shard_checksums("imagesets")
+    check_equal("image-set shards listed in shards.json", sums is not None, True)
+    samples = {s["__key__"]: s for s in iter_samples(paths, expected_sha256=sums)}
     examples = []
     for s in sets:
         truth, sample = load_ground_truth(s.ground_truth.read_text()), samples[s.key]
@@ -251,8 +254,10 @@ def _run(args: argparse.Namespace) -> None:
             print(f"  {task:<17} {text[:100]}{'...' if len(text) > 100 else ''}")
     _publish(out)
     print(f"demo outputs in {out}:")
-    for rel in ("manifest.jsonl", "ingest/clips/", "ingest/clips.parquet", "ingest/videos.parquet",
-                "ingest/imagesets.parquet", "ingest/failures.parquet", "ingest/summary.json", "snapshots/",
-                "annotations/", "grounding_examples.jsonl", "image_set_examples.jsonl", "published/"):
-        print(f"  {out / rel}")
-    print(f"inspect a shard: molmo2-data inspect {out / 'ingest' / 'clips' / 'clips-000000.tar'}")
+    ingest = IngestLayout(out / "ingest")
+    for path in (out / "manifest.jsonl", f"{ingest.shard_folder('clips')}/", ingest.clips_table, ingest.videos_table,
+                 ingest.imagesets_table, ingest.failures_table, ingest.summary, f"{out / 'snapshots'}/",
+                 f"{out / 'annotations'}/", out / "grounding_examples.jsonl", out / "image_set_examples.jsonl",
+                 f"{out / 'published'}/"):
+        print(f"  {path}")
+    print(f"inspect a shard: molmo2-data inspect {ingest.shard_paths('clips')[0]}")

@@ -22,6 +22,7 @@ import types
 from pathlib import Path
 
 from molmo2_data.demo_checks import RATING, check_records, qa_pairs
+from shards.layout import IngestLayout
 
 PROJECTS = {"video_point": "demo VideoPoint", "video_track": "demo VideoTrack", "caption": "demo Cap",
             "ask_model_anything": "demo AskModelAnything", "multi_image_point": "demo MultiImagePoint",
@@ -141,8 +142,9 @@ def run_annotation(out: Path, ingest: Path, truths: dict[str, Path], use_labelst
     from pipelines.procedural.scenes import load_ground_truth
     from schemas.arrow import to_table
 
-    clips = pq.read_table(ingest / "clips.parquet").to_pylist()
-    videos = {v["key"]: v for v in pq.read_table(ingest / "videos.parquet").to_pylist()}
+    layout = IngestLayout(ingest)
+    clips = pq.read_table(layout.clips_table).to_pylist()
+    videos = {v["key"]: v for v in pq.read_table(layout.videos_table).to_pylist()}
     scenes = {vid: load_ground_truth(path.read_text()) for vid, path in truths.items()}
     sets = {key: load_set(path.read_text()) for key, path in set_truths.items()}
     clips = [c for c in clips if c["video_id"] in scenes]

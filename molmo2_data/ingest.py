@@ -66,8 +66,11 @@ def print_summary(summary: dict, out: str, file=sys.stdout) -> None:
         print(f"  {n:6d}  {name}", file=file)
     for line in _rerun_lines(summary):
         print(line, file=file)
-    print(f"  outputs: {out}/clips/, {out}/clips.parquet, {out}/failures.parquet, {out}/summary.json",
-          file=file)
+    from shards.layout import IngestLayout
+
+    layout = IngestLayout(out)
+    print(f"  outputs: {layout.shard_folder('clips')}/, {layout.clips_table}, {layout.failures_table}, "
+          f"{layout.summary}", file=file)
 
 
 def main(args: argparse.Namespace, extra: list[str]) -> int:

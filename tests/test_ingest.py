@@ -209,6 +209,30 @@ def test_shards_hold_every_clip_with_its_frames(ingested):
     assert [r for part in parts for r in part] == clips
 
 
+def test_every_output_is_where_the_one_layout_says(ingested):
+    """Ingest writes nothing that shards.layout.IngestLayout does not name, and every name it
+    gives for a run with image sets exists: push, annotate, the demo and publish read by it."""
+    from shards.commit import ShardSlot
+    from shards.layout import SHARD_PREFIXES, IngestLayout
+
+    out, _ = ingested
+    layout = IngestLayout(out)
+    named = {layout.table(n) for n in ("clips", "imagesets", "videos", "failures")}
+    named |= {layout.shards_index, layout.summary}
+    for prefix in SHARD_PREFIXES:
+        for tar in layout.shard_paths(prefix):
+            slot = ShardSlot(str(out), prefix, tar.stem)
+            named |= {Path(slot.path(rel)) for rel in (slot.tar, slot.table, slot.done)}
+    for entry in json.loads(layout.shards_index.read_text()):
+        assert out / entry["shard"] in named and out / entry["table"] in named
+    assert all(p.exists() for p in named)
+    written = {p for p in out.rglob("*") if p.is_file() and layout.work.root not in p.parents}
+    parts = {p for p in written if p.parent == layout.parts}
+    assert parts and all(p.name.startswith(("videos-", "failures-")) for p in parts)
+    assert written - parts == named
+    assert layout.work.root == out / ".work" and layout.work.frames.is_dir() and layout.work.raw.is_dir()
+
+
 def test_image_sets_are_sharded_with_their_images(ingested):
     out, _ = ingested
     shards = [i for i in json.loads((out / "shards.json").read_text()) if i["shard"].startswith("imagesets/")]

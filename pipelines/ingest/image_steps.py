@@ -19,9 +19,7 @@ Shapes:
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -33,6 +31,7 @@ from pipelines.ingest.steps import (
 )
 from schemas.records import validate
 from shards.atomic import write_bytes
+from shards.layout import WorkLayout
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ class ProcessImageSetFn(FetchingDoFn):
         self.work_dir = work_dir
         self.retry_failed = retry_failed
         self.guard = InputGuard(run_folders or {"WORK": work_dir})
-        self.progress = ProgressLog(os.path.join(work_dir, "progress"))
+        self.progress = ProgressLog(str(WorkLayout(work_dir).progress))
         self.ok = Metrics.counter("ingest", "image_sets")
         self.failed = Metrics.counter("ingest", "image_sets_failed")
 
@@ -153,7 +152,7 @@ class ProcessImageSetFn(FetchingDoFn):
                 result = self.sandbox.call("pipelines.ingest.images:inspect_image_file", fetched.raw_path,
                                            source, self.config.frames.max_side, input_name=source)
             results.append(result)
-            store = Path(self.work_dir) / "images" / result.sha256[:2]
+            store = WorkLayout(self.work_dir).images / result.sha256[:2]
             store.mkdir(parents=True, exist_ok=True)
             path = store / f"{result.sha256}-{self.config.frames.max_side}.{result.ext}"
             if not path.is_file():

@@ -7,21 +7,11 @@ Locally the runner is Beam's ``FnApiRunner`` (in memory, or
 ``--runner=DataflowRunner|SparkRunner|FlinkRunner`` with their usual options runs the same code
 elsewhere (worker code lives in this package; stage it with ``--setup_file ./setup.py``).
 
-Outputs under ``--out``::
-
-    clips/clips-NNNNNN.tar (+ .parquet, .done.json)   WebDataset shards: {clip_id}.json +
-                       {clip_id}.NNN.jpg; the shard's records as a table; its commit marker
-    imagesets/imagesets-NNNNNN.tar        image sets: {set_id}.json + {set_id}.{i}.jpg|png
-    clips.parquet      one row per clip (schemas Clip)
-    imagesets.parquet  one row per image set (schemas ImageSet)
-    videos.parquet     one row per kept source video (schemas VideoAsset)
-    .parts/            the pieces videos/failures.parquet are concatenated from
-    failures.parquet   one row per failed or duplicate manifest row (schemas FailureRecord)
-    shards.json        sha256, sample count and clip fingerprint of every shard
-    summary.json       counts by outcome and by error type, warnings (deterministic); under
-                       "this_run": what this run reused and made, failures remembered from earlier runs
-    media/{clip_id}.mp4  constant-frame-rate clips for track annotation (--cfr-mp4)
-    .work/             raw store, frame store, failure memory (reused by reruns)
+Outputs under ``--out``: the ingest-output layout of ``shards.layout`` (shards of clips and image
+sets with their tables and done markers, clips/imagesets/videos/failures tables, ``shards.json``,
+``summary.json`` (under "this_run": what this run reused and made, failures remembered from
+earlier runs), ``media/`` for ``--cfr-mp4``, ``.work/`` reused by reruns). All names come from
+``shards.layout.IngestLayout``; nothing here spells them.
 
 Every manifest row ends in exactly one outcome: succeeded, failed or duplicate. Rerunning the
 same command after an interruption reuses downloads, decoded clips and committed shards and gives
@@ -52,8 +42,9 @@ from pipelines.ingest.summary import (
     Tally, remembered_example, remembered_summary, reuse_figures, rewritten_example, rewritten_warnings,
 )
 from shards.atomic import write_json
+from shards.layout import SHARD_PREFIXES, TABLES, IngestLayout, WorkLayout
 from pipelines.ingest.steps import (
-    FAILED, RECORD_TYPES, REMEMBERED, REWRITTEN_IDS, ProcessVideoFn, ReadManifestFn, WriteShardFn, clip_records,
+    FAILED, REMEMBERED, REWRITTEN_IDS, ProcessVideoFn, ReadManifestFn, WriteShardFn, clip_records,
     failure_record, video_record,
 )
 
@@ -108,7 +99,7 @@ class _RouteDedupeFn(beam.DoFn):
         from pipelines.common.progress import ProgressLog
 
         self.guard = InputGuard(run_folders)
-        self.progress = ProgressLog(os.path.join(work_dir, "progress"))
+        self.progress = ProgressLog(str(WorkLayout(work_dir).progress))
 
     def process(self, element):
         input_id, grouped = element
@@ -150,7 +141,7 @@ class _ClipsFn(beam.DoFn):
 
         self.config = config
         self.guard = InputGuard(run_folders)
-        self.progress = ProgressLog(os.path.join(work_dir, "progress"))
+        self.progress = ProgressLog(str(WorkLayout(work_dir).progress))
 
     def process(self, item):
         return self.guard.outcome(lambda: self._clips(item), lambda err: _failed(item, err, self.progress),
@@ -227,7 +218,8 @@ def _to_list(pcoll, label):
 
 
 class _WritePartFn(beam.DoFn):
-    """(part index, [records]) -> part info: the records sorted by key, as ``.parts/{name}-NNNNNN.parquet``.
+    """(part index, [records]) -> part info: the records sorted by key, as a part of table ``name``
+    (``IngestLayout.part``).
 
     The info carries the row count and, for failures, the counts by outcome and by error, so the
     summary never needs the records themselves.
@@ -241,9 +233,10 @@ class _WritePartFn(beam.DoFn):
 
         index, records = element
         records = sorted(records, key=lambda r: r["key"])
-        path = Path(self.out_dir) / ".parts" / f"{self.name}-{index:06d}.parquet"
+        layout = IngestLayout(self.out_dir)
+        path = layout.part(self.name, index)
         write_table(path, self.record_type, records)
-        info = {"name": self.name, "part": f".parts/{path.name}", "rows": len(records)}
+        info = {"name": self.name, "part": path.relative_to(layout.root).as_posix(), "rows": len(records)}
         if self.record_type == "failure":
             info["outcomes"] = dict(Counter(r["outcome"] for r in records))
             info["errors"] = dict(Counter(f"{r['stage']}/{r['error_type']}" for r in records))
@@ -281,7 +274,7 @@ class IngestVideos(beam.PTransform):
     Args:
         config: ingest settings.
         out_dir: output folder.
-        work_dir: raw store, frame store and failure memory (default ``{out_dir}/.work``).
+        work_dir: raw store, frame store and failure memory (default: ``IngestLayout``'s, ``{out_dir}/.work``).
         retry_failed: retry inputs remembered as failed by an earlier run.
     """
 
@@ -290,7 +283,7 @@ class IngestVideos(beam.PTransform):
         super().__init__(label)
         self.config = config
         self.out_dir = str(out_dir)
-        self.work_dir = str(work_dir or os.path.join(out_dir, ".work"))
+        self.work_dir = str(IngestLayout(out_dir, work_dir or None).work.root)
         self.retry_failed = retry_failed
 
     def expand(self, manifests):
@@ -301,7 +294,7 @@ class IngestVideos(beam.PTransform):
         from pipelines.common.progress import ProgressLog
 
         cfg, per_shard = self.config, self.config.output.clips_per_shard
-        folders, progress = {"OUT": self.out_dir, "WORK": self.work_dir}, os.path.join(self.work_dir, "progress")
+        folders, progress = {"OUT": self.out_dir, "WORK": self.work_dir}, str(WorkLayout(self.work_dir).progress)
         read = manifests | "ReadManifest" >> beam.ParDo(
             ReadManifestFn(("video", "image_set", "image"), progress)).with_outputs(FAILED, REWRITTEN_IDS, main="rows")
         # read.rows: ManifestRow; read.failed: failure record dicts
@@ -360,15 +353,6 @@ class IngestVideos(beam.PTransform):
                     AsSingleton(remembered), AsSingleton(rewritten)))
 
 
-def _leftover_folders(out: Path, work: Path) -> list[Path]:
-    """Every folder where an interrupted run can leave files under temporary names."""
-    fixed = [out, out / "clips", out / "imagesets", out / "media", out / ".parts",
-             work / "failed", work / "raw" / ".tmp"]
-    fanned = [work / "frames", work / "images", work / "raw", work / "raw" / "sources"]  # {root}/{xx}/...
-    return fixed + [sub for root in fanned if root.is_dir() for sub in sorted(root.iterdir())
-                    if len(sub.name) == 2 and sub.is_dir()]
-
-
 class _Finalize:
     """Write the tables, shards.json and summary.json; drop shards of an earlier, larger run;
     sweep what interrupted runs left under temporary names (the run is the folders' only writer)."""
@@ -388,25 +372,26 @@ class _Finalize:
         from shards.commit import remove_stale
         from shards.tables import concat_tables
 
-        out = Path(self.out_dir)
+        layout = IngestLayout(self.out_dir, self.work_dir)
+        out = layout.root
         out.mkdir(parents=True, exist_ok=True)
         table_parts = sorted(table_parts, key=lambda p: p["part"])
-        for name, record_type in (("videos", "video"), ("failures", "failure")):
-            concat_tables(out / f"{name}.parquet", record_type,
+        for name in ("videos", "failures"):
+            concat_tables(layout.table(name), TABLES[name],
                           [out / p["part"] for p in table_parts if p["name"] == name])
         listed = {p["part"] for p in table_parts}
-        for stale in (out / ".parts").glob("*.parquet") if (out / ".parts").is_dir() else []:
-            if f".parts/{stale.name}" not in listed:  # parts of an earlier, larger run
+        for stale in layout.parts.glob("*.parquet") if layout.parts.is_dir() else []:
+            if stale.relative_to(out).as_posix() not in listed:  # parts of an earlier, larger run
                 stale.unlink()
         shards = sorted(shards, key=lambda s: s["shard"])
-        for prefix, record_type in RECORD_TYPES.items():
+        for prefix, record_type in SHARD_PREFIXES.items():
             parts = [out / s["table"] for s in shards if s["shard"].startswith(prefix + "/")]
-            concat_tables(out / f"{prefix}.parquet", record_type, parts)
-        for prefix in RECORD_TYPES:  # shards of an earlier run with more shards
+            concat_tables(layout.table(prefix), record_type, parts)
+        for prefix in SHARD_PREFIXES:  # shards of an earlier run with more shards
             remove_stale(out, prefix, prefix, {s["shard"] for s in shards})
-        for folder in _leftover_folders(out, Path(self.work_dir)):  # interrupted runs' temporary files
+        for folder in layout.temp_folders():  # interrupted runs' temporary files
             sweep(folder)
-        write_json(out / "shards.json", shards, indent=1, newline=True)
+        write_json(layout.shards_index, shards, indent=1, newline=True)
         n_videos = sum(p["rows"] for p in table_parts if p["name"] == "videos")
         outcomes = Counter({"succeeded": n_videos + set_rows})
         errors = Counter()
@@ -430,7 +415,7 @@ class _Finalize:
             # what this run did, as against an earlier one (``run`` adds what it reused)
             "this_run": {"remembered_failures": remembered_summary(remembered)},
         }
-        write_json(out / "summary.json", summary, indent=1, newline=True)
+        write_json(layout.summary, summary, indent=1, newline=True)
         return summary
 
 
@@ -488,10 +473,10 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None, conso
         raise ManifestNotFoundError(f"manifest {args.manifest} does not exist")
     read_manifest(manifest)  # an unreadable manifest is the run's error, said before Beam starts
     total = count_rows(manifest) if console else None  # also says a CSV syntax error up front
-    out = os.path.abspath(args.out)
-    work = os.path.abspath(args.work_dir or os.path.join(out, ".work"))
+    layout = IngestLayout(os.path.abspath(args.out), os.path.abspath(args.work_dir) if args.work_dir else None)
+    out, work = str(layout.root), str(layout.work.root)
     check_writable([out, work])
-    progress_folder = os.path.join(work, "progress")
+    progress_folder = str(layout.work.progress)
     live.reset(progress_folder)
     options = PipelineOptions(beam_args)
     runner = options.view_as(StandardOptions).runner
@@ -499,7 +484,7 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None, conso
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         runner = FnApiRunner()
-    log_path = os.path.join(work, "ingest.log")
+    log_path = str(layout.work.log)
     started = time.monotonic()
     with quiet_console(log_path if console else None, verbose=args.verbose) as stream:
         reporter = live.ProgressReporter(progress_folder, total, stream).start() if console else None
@@ -515,7 +500,7 @@ def run(argv=None, test_pipeline=None, config: IngestConfig | None = None, conso
             if reporter is not None:
                 reporter.stop(show=sys.exc_info()[0] is None)
     seconds = time.monotonic() - started
-    path = Path(out) / "summary.json"
+    path = layout.summary
     summary = json.loads(path.read_text())
     summary["this_run"].update(reuse_figures(result))
     write_json(path, summary, indent=1, newline=True)

@@ -25,6 +25,7 @@ from pipelines.common.errors import InputError
 from schemas.record_types import make_key
 from schemas.records import validate
 from shards.atomic import write_json
+from shards.layout import SHARD_PREFIXES, IngestLayout, WorkLayout, media_rel
 
 FAILED = "failed"
 
@@ -120,7 +121,7 @@ class FetchingDoFn(beam.DoFn):
         from pipelines.ingest.fetch import Fetcher
         from pipelines.common.sandbox import Sandbox
 
-        self.fetcher = Fetcher(self.config.fetch, os.path.join(self.work_dir, "raw"))
+        self.fetcher = Fetcher(self.config.fetch, str(WorkLayout(self.work_dir).raw))
         self.sandbox = Sandbox(timeout_s=self.config.frames.decode_timeout_s, stage=self.sandbox_stage)
 
     def teardown(self):
@@ -141,7 +142,7 @@ class FailureMemory:
     """
 
     def __init__(self, work_dir: str):
-        self.folder = Path(work_dir) / "failed"
+        self.folder = WorkLayout(work_dir).failed
 
     def _path(self, rows) -> Path:
         text = "\n".join(_row_json(r) for r in rows)  # one row: the same digest as before sets had memory
@@ -199,7 +200,7 @@ class ProcessVideoFn(FetchingDoFn):
         self.work_dir = work_dir
         self.retry_failed = retry_failed
         self.guard = InputGuard(run_folders or {"WORK": work_dir})
-        self.progress = ProgressLog(os.path.join(work_dir, "progress"))
+        self.progress = ProgressLog(str(WorkLayout(work_dir).progress))
         self.ok = Metrics.counter("ingest", "videos_processed")
         self.failed = Metrics.counter("ingest", "videos_failed")
         self.reuse = {name: Metrics.counter("ingest", name)
@@ -242,7 +243,7 @@ class ProcessVideoFn(FetchingDoFn):
             video = self.sandbox.call(
                 "pipelines.ingest.media:process_video", fetched.raw_path, fetched.sha256,
                 row.start if explicit else None, row.end if explicit else None,
-                self.config, os.path.join(self.work_dir, "frames"), name=source, input_id=row.input_id,
+                self.config, str(WorkLayout(self.work_dir).frames), name=source, input_id=row.input_id,
                 input_name=source)
         for clip in video.clips:  # what came from the frame store, what was made now
             self.reuse["clips_reused" if clip.reused else "clips_decoded"].inc()
@@ -286,7 +287,7 @@ def clip_records(item: VideoItem, config: IngestConfig):
             "subtitles": cues, "split": split,
         }
         if clip.cfr_mp4:
-            record.update(mp4=f"media/{clip.clip_id}.mp4", mp4_fps=float(clip.cfr_fps),
+            record.update(mp4=media_rel(clip.clip_id), mp4_fps=float(clip.cfr_fps),
                           mp4_frame_indices=list(clip.cfr_frame_indices))
         try:
             record = validate("clip", record).model_dump()
@@ -328,17 +329,13 @@ def shard_fingerprint(refs) -> str:
     return fingerprint((key, record, rendering(members, mp4)) for key, record, members, mp4 in refs)
 
 
-RECORD_TYPES = {"clips": "clip", "imagesets": "image_set"}
-"""Shard prefix -> the record type of its samples (and of its per-shard table)."""
-
-
 class WriteShardFn(beam.DoFn):
     """(shard index, [refs]) -> status dict; reuses a shard already committed with the same samples.
 
     A ref is ``(key, record dict, [(member name, file path)], mp4 path or None)``; the record
     becomes ``{key}.json`` and each member ``{key}.{member name}``, streamed into the tar in key
     order (one sample in memory at a time); the constant-frame-rate mp4s are copied to
-    ``media/{key}.mp4``. Writing, the per-shard table, the done marker and reuse on resume are
+    ``IngestLayout.media_mp4``. Writing, the per-shard table, the done marker and reuse on resume are
     the shard commit protocol of ``shards.commit``; the status carries ``num_members`` (frames or
     images) besides the protocol's fields.
     """
@@ -364,13 +361,13 @@ class WriteShardFn(beam.DoFn):
             return
         for key, _, _, mp4 in refs:
             if mp4:
-                with atomic_path(os.path.join(self.out_dir, "media", f"{key}.mp4")) as tmp:
+                with atomic_path(IngestLayout(self.out_dir).media_mp4(key)) as tmp:
                     shutil.copyfile(mp4, tmp)
         samples = ({"__key__": key, "json": record,  # stored as canonical JSON
                     **{name: Path(member_path).read_bytes() for name, member_path in members}}
                    for key, record, members, _ in refs)
         status = commit_shard(slot, samples, content_fingerprint=fingerprint,
-                              table=(RECORD_TYPES[self.prefix], [r[1] for r in refs]),
+                              table=(SHARD_PREFIXES[self.prefix], [r[1] for r in refs]),
                               extra={"num_members": sum(len(r[2]) for r in refs)})
         self.written.inc()
         yield status
