@@ -12,7 +12,8 @@ at most 100 characters, a PAX header carrying the UTF-8 name otherwise), encoded
 ``TarInfo.tobuf``; the framing is ``tarfile``'s (data padded to 512 bytes; at the end two zero
 blocks and zero padding to a 10240-byte record), written here so each header is encoded once.
 
-Reading: one 512-byte header at a time (``tarfile.TarInfo.frombuf``), PAX ``path``/``size``
+Reading: one 512-byte header at a time (a short path for USTAR headers, else
+``tarfile.TarInfo.frombuf``), PAX ``path``/``size``
 records and GNU long names applied to the next member; a truncated file, a corrupt header, a
 non-regular member or anything but zeros after the end-of-archive block raises
 :class:`MalformedShardError`. ``tarfile.open`` is not used for reading because it needs to seek
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, Iterator
 
 __all__ = [
@@ -136,22 +136,11 @@ def member_frames(key: str, members: list[tuple[str, bytes]], mtime: int) -> tup
     return frames, sum(len(h) + _round_up(len(d), tarfile.BLOCKSIZE) for h, d in frames)
 
 
-def _hasher_pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shard-sha256")
-    return _POOL
-
-
-_POOL: ThreadPoolExecutor | None = None
-
-
 class HashingReader:
     """Reads a file front to back in large chunks, hashing every chunk as it is read.
 
-    Hashing runs on a helper thread (``hashlib`` releases the GIL on large buffers), one chunk
-    behind the reading, so checksums cost little more than the read itself; chunks are hashed
-    strictly in file order.
+    Each 1 MiB chunk is hashed once, when read (a helper thread for the hashing was measured
+    slower here: the hand-over costs more than ``hashlib`` takes on a chunk).
 
     Attributes:
         offset: bytes handed out so far.
@@ -160,38 +149,39 @@ class HashingReader:
     def __init__(self, raw: BinaryIO) -> None:
         self.raw = raw
         self._digest = hashlib.sha256()
-        self._pending: Future | None = None
         self.buf = b""
         self.pos = 0  # position in buf
         self.offset = 0  # bytes of the file handed out so far
 
-    def _hash(self, chunk: bytes) -> None:
-        if self._pending is not None:
-            self._pending.result()
-        self._pending = _hasher_pool().submit(self._digest.update, chunk)
-
     def hexdigest(self) -> str:
         """The sha256 of every byte read from the file so far."""
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
         return self._digest.hexdigest()
 
     def read(self, n: int) -> bytes:
-        """Up to ``n`` bytes (fewer only at the end of the file)."""
-        if len(self.buf) - self.pos < n:
-            parts = [self.buf[self.pos:]]
-            have = len(parts[0])
-            while have < n:
-                chunk = self.raw.read(max(_CHUNK, n - have))
+        """Up to ``n`` bytes (fewer only at the end of the file).
+
+        Only the ``n`` bytes handed out are copied: a chunk that crosses the end of a read stays
+        the buffer (not joined with what is left of the previous one).
+        """
+        buf, pos = self.buf, self.pos
+        if len(buf) - pos >= n:
+            out = buf[pos:pos + n]
+            self.pos = pos + n
+        else:
+            parts, need = [buf[pos:]], n - (len(buf) - pos)
+            self.buf, self.pos = b"", 0
+            while need > 0:
+                chunk = self.raw.read(max(_CHUNK, need))
                 if not chunk:
                     break
-                self._hash(chunk)
+                self._digest.update(chunk)
+                if len(chunk) > need:
+                    parts.append(chunk[:need])
+                    self.buf, self.pos = chunk, need
+                    break
                 parts.append(chunk)
-                have += len(chunk)
-            self.buf, self.pos = b"".join(parts), 0
-        out = self.buf[self.pos:self.pos + n]
-        self.pos += len(out)
+                need -= len(chunk)
+            out = b"".join(parts)
         self.offset += len(out)
         return out
 
@@ -222,6 +212,42 @@ def _pax_records(data: bytes, where: str) -> dict[str, str]:
     return out
 
 
+def _octal(field: bytes) -> int:
+    """A NUL/space-terminated octal header field; -1 when it is not one."""
+    digits = field.split(b"\0", 1)[0].strip()
+    try:
+        return int(digits, 8) if digits else 0
+    except ValueError:
+        return -1
+
+
+def _header(block: bytes, path: str, at: int) -> tuple[str, int, bytes]:
+    """(name, size, type) of one header block.
+
+    The USTAR headers this project writes are read by a short path (checksum, octal size, name
+    and prefix); anything else (GNU headers, base-256 sizes, a checksum that only tarfile's
+    signed sum explains) goes through ``tarfile.TarInfo.frombuf``, which also words the errors.
+
+    Raises:
+        MalformedShardError: a header ``tarfile`` refuses (bad checksum, empty, truncated).
+    """
+    if block[257:263] == b"ustar\0" and not block[124] & 0x80:
+        stored, size = _octal(block[148:156]), _octal(block[124:136])
+        if size >= 0 and stored == sum(block) - sum(block[148:156]) + 8 * 32:
+            name = block[:100].split(b"\0", 1)[0]
+            prefix = block[345:500].split(b"\0", 1)[0]
+            text = (prefix + b"/" + name if prefix else name).decode("utf-8", "surrogateescape")
+            kind = block[156:157]
+            if kind == tarfile.AREGTYPE and text.endswith("/"):  # old-style directory
+                kind = tarfile.DIRTYPE
+            return text, size, kind
+    try:
+        info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except tarfile.HeaderError as exc:
+        raise MalformedShardError(f"{path}: corrupt tar header at byte {at}: {exc}") from None
+    return info.name, info.size, info.type
+
+
 def iter_members(path: str, reader: HashingReader) -> Iterator[tuple[str, bytes]]:
     """(member name, data) of each regular member, in file order, then the end of the archive checked.
 
@@ -249,23 +275,21 @@ def iter_members(path: str, reader: HashingReader) -> Iterator[tuple[str, bytes]
                     f"{path}: no clean end of archive at byte {at} (truncated, corrupt header, or trailing data)"
                 )
             return
-        try:
-            info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
-        except tarfile.HeaderError as exc:
-            raise MalformedShardError(f"{path}: corrupt tar header at byte {at}: {exc}") from None
-        size = int(pax.get("size", info.size)) if info.type in _REGULAR else info.size
+        header_name, size, kind = _header(block, path, at)
+        if kind in _REGULAR and "size" in pax:
+            size = int(pax["size"])
         data = reader.read(size)
         pad = reader.read(-size % _BLOCK)
         if len(data) < size or len(pad) < -size % _BLOCK:
-            raise MalformedShardError(f"{path}: truncated inside member {info.name!r} (header at byte {at})")
-        if info.type == tarfile.XHDTYPE:
+            raise MalformedShardError(f"{path}: truncated inside member {header_name!r} (header at byte {at})")
+        if kind == tarfile.XHDTYPE:
             pax = _pax_records(data, f"{path} (header at byte {at})")
             continue
-        if info.type == tarfile.GNUTYPE_LONGNAME:
+        if kind == tarfile.GNUTYPE_LONGNAME:
             long_name = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
             continue
-        name = pax.get("path", long_name or info.name)
+        name = pax.get("path", long_name or header_name)
         pax, long_name = {}, None
-        if info.type not in _REGULAR:
+        if kind not in _REGULAR:
             raise MalformedShardError(f"{path}: member {name!r} is not a regular file")
         yield name, data
