@@ -39,7 +39,7 @@ from typing import Any
 
 __all__ = [
     "IngestLayout", "WorkLayout", "SHARD_PREFIXES", "TABLES", "SHARDS_INDEX", "SUMMARY", "MEDIA", "PARTS", "WORK",
-    "media_rel",
+    "media_rel", "table_name",
 ]
 
 SHARD_PREFIXES = {"clips": "clip", "imagesets": "image_set"}
@@ -51,6 +51,17 @@ SUMMARY = "summary.json"
 MEDIA = "media"
 PARTS = ".parts"
 WORK = ".work"
+
+
+def table_name(name: str) -> str:
+    """``{name}.parquet``, a table's file name relative to OUT (for readers that go through URLs).
+
+    Raises:
+        KeyError: not a table of an ingest output.
+    """
+    if name not in TABLES:
+        raise KeyError(f"{name!r} is not a table of an ingest output; known: {sorted(TABLES)}")
+    return f"{name}.parquet"
 
 
 def media_rel(clip_id: str) -> str:
@@ -81,9 +92,7 @@ class IngestLayout:
         Raises:
             KeyError: not a table of an ingest output.
         """
-        if name not in TABLES:
-            raise KeyError(f"{name!r} is not a table of an ingest output; known: {sorted(TABLES)}")
-        return self.root / f"{name}.parquet"
+        return self.root / table_name(name)
 
     @property
     def clips_table(self) -> Path:

@@ -8,7 +8,7 @@ the review decisions and the takedown list. Nothing is decoded here except the s
 
 Input kinds (``InputPin.kind``):
 
-* ``ingest``: an ingest output folder (``pipelines/ingest/pipeline.py`` names its files):
+* ``ingest``: an ingest output folder (``shards.layout`` names its files):
   ``shards.json``, ``clips.parquet``, ``videos.parquet``, ``imagesets.parquet``, and the shards
   that ``shards.json`` lists (pinned by the sha256 listed there and checked when read);
 * ``records``: a folder of records, one file per dataset named ``{Dataset}.parquet`` (written
@@ -33,13 +33,14 @@ from typing import Any, Iterator, Optional
 import fsspec
 
 from schemas.records import DATASETS, canonical_json
+from shards.layout import SHARD_PREFIXES, SHARDS_INDEX, table_name
 
 __all__ = [
     "InputError", "InputPin", "MediaShard", "Inputs", "collect_inputs", "sha256_of", "read_takedown",
     "read_rows", "code_version",
 ]
 
-INGEST_TABLES = ("clips.parquet", "videos.parquet", "imagesets.parquet")
+INGEST_TABLES = tuple(table_name(n) for n in ("clips", "videos", "imagesets"))
 _RECORD_SUFFIXES = (".parquet", ".jsonl")
 
 
@@ -123,29 +124,30 @@ def _require_dir(uri: str, what: str) -> tuple[Any, str]:
 
 def _pin_ingest(uri: str, inputs: Inputs) -> InputPin:
     fs, path = _require_dir(uri, "ingest output")
-    listing = _join(uri, "shards.json")
-    if not fs.isfile(_join(path, "shards.json")):
-        raise InputError(f"ingest output {uri}: no shards.json (not an ingest output, or an unfinished one)")
-    files = {"shards.json": sha256_of(listing)}
+    listing = _join(uri, SHARDS_INDEX)
+    if not fs.isfile(_join(path, SHARDS_INDEX)):
+        raise InputError(f"ingest output {uri}: no {SHARDS_INDEX} (not an ingest output, or an unfinished one)")
+    files = {SHARDS_INDEX: sha256_of(listing)}
     with fsspec.open(listing, "rt") as f:
         try:
             shards = json.load(f)
         except ValueError as exc:
-            raise InputError(f"ingest output {uri}: shards.json is not JSON ({exc})") from None
+            raise InputError(f"ingest output {uri}: {SHARDS_INDEX} is not JSON ({exc})") from None
     for entry in shards:
         kind = entry["shard"].split("/", 1)[0]
-        if kind not in ("clips", "imagesets"):
-            raise InputError(f"ingest output {uri}: shards.json lists {entry['shard']!r}, "
-                             "not under clips/ or imagesets/")
+        if kind not in SHARD_PREFIXES:
+            raise InputError(f"ingest output {uri}: {SHARDS_INDEX} lists {entry['shard']!r}, "
+                             f"not under {'/ or '.join(SHARD_PREFIXES)}/")
         files[entry["shard"]] = entry["sha256"]
         inputs.media_shards.append(MediaShard(_join(uri, entry["shard"]), entry["sha256"], kind))
     for name in INGEST_TABLES:
         if fs.isfile(_join(path, name)):
             files[name] = sha256_of(_join(uri, name))
-    if "videos.parquet" not in files and any(s.kind == "clips" for s in inputs.media_shards):
-        raise InputError(f"ingest output {uri}: clips but no videos.parquet (their sources and licenses)")
-    if "videos.parquet" in files:
-        inputs.videos_tables.append(_join(uri, "videos.parquet"))
+    videos = table_name("videos")
+    if videos not in files and any(s.kind == "clips" for s in inputs.media_shards):
+        raise InputError(f"ingest output {uri}: clips but no {videos} (their sources and licenses)")
+    if videos in files:
+        inputs.videos_tables.append(_join(uri, videos))
     return InputPin("ingest", uri, files)
 
 

@@ -69,7 +69,9 @@ class ReadMediaFn(beam.DoFn):
     def process(self, shard):
         from shards.reader import iter_samples
 
-        # shard -> samples (sha256 checked before the first is yielded) -> (meta, frames)
+        # shard -> samples (sha256 confirmed as the shard ends: a mismatch raises before the last
+        # sample and fails this bundle, whose outputs Beam then discards; no manifest is written,
+        # so nothing built from the shard is committed) -> (meta, frames)
         for sample in iter_samples(shard.path, expected_sha256=shard.sha256):
             meta, frames = S.media_from_ingest(shard.kind, sample)
             self.items.inc()

@@ -24,6 +24,8 @@ import json
 import re
 from typing import Any, Iterable, Optional
 
+from shards.layout import SHARD_PREFIXES
+
 __all__ = [
     "media_from_ingest", "attach_video", "media_key_of", "source_id_of", "resample_for_clip",
     "conversation", "build_sample", "CONVERSATION_STYLE",
@@ -66,7 +68,7 @@ def media_from_ingest(kind: str, sample: dict[str, Any]) -> tuple[dict[str, Any]
     """
     from schemas.records import validate
 
-    record_type = {"clips": "clip", "imagesets": "image_set"}[kind]
+    record_type = SHARD_PREFIXES[kind]
     record = validate(record_type, json.loads(sample["json"])).model_dump(mode="json")
     if record["key"] != sample["__key__"]:
         raise ValueError(f"{record_type} {sample['__key__']!r}: its JSON says key {record['key']!r}")
