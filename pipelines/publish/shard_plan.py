@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 
 from shards.keys import encode_sample
+from shards.tarformat import archive_size, member_frames
 
 __all__ = ["EncodedSample", "encode", "bucket_of", "chunk_bucket", "archive_size", "PlanShards"]
 
@@ -63,18 +64,8 @@ def encode(sample: dict[str, Any], mtime: int) -> EncodedSample:
 
 
 def _pax_header(key: str, ext: str, mtime: int) -> bytes:
-    """The writer's own header bytes for a member whose name needs PAX (``shards.writer``)."""
-    try:  # where the shard-format refactor of shards/ puts it
-        from shards.tarformat import member_frames  # type: ignore[import-not-found]
-    except ImportError:
-        from shards.writer import _frames as member_frames
+    """The writer's own header bytes for a member whose name needs PAX (``shards.tarformat``)."""
     return member_frames(key, [(ext, b"")], mtime)[0][0][0]
-
-
-def archive_size(member_bytes: int) -> int:
-    """File size of a shard whose members take ``member_bytes``: end blocks and record padding."""
-    end = member_bytes + 2 * tarfile.BLOCKSIZE
-    return -(-end // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
 
 
 def bucket_of(key: str, buckets: int) -> int:
