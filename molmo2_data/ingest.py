@@ -54,8 +54,13 @@ def _rerun_lines(summary: dict) -> list[str]:
     return lines + [f"  warning: {w}" for w in summary.get("warnings", [])]
 
 
-def print_summary(summary: dict, out: str, file=sys.stdout) -> None:
-    """Print a run's summary (``OUT/summary.json`` plus timing) as a few lines for a person."""
+def print_summary(summary: dict, out: str, file=None) -> None:
+    """Print a run's summary (``OUT/summary.json`` plus timing) as a few lines for a person.
+
+    ``file`` defaults to the ``sys.stdout`` of the moment of the call (not of import: a caller or a
+    test may have replaced it since).
+    """
+    file = sys.stdout if file is None else file
     o = summary["outcomes"]
     print(f"ingest: {summary['rows']} rows -> {o['succeeded']} succeeded, {o['failed']} failed, "
           f"{o['duplicate']} duplicate", file=file)
