@@ -41,7 +41,7 @@ VISUAL_TOKENS = ("<im_start>", "<im_end>", "<im_patch>", "<im_col>", "<low_res_i
 """Molmo 2's added tokens in the released order (151936 + i in the released models)."""
 TINY_CROP = 56
 """Crop side in pixels: 4 x 4 patches of 14 px."""
-TINY_VERSION = 1
+TINY_VERSION = 2
 """Bumped whenever what ``save_tiny`` writes changes; ``ensure_tiny`` rebuilds older folders."""
 
 # Text the tokenizer is trained on: the chat layout, the point/track/count answer forms and
@@ -170,13 +170,18 @@ def save_tiny(path: str | os.PathLike, with_weights: bool = False, seed: int = 0
 
     import torch
     from transformers import Molmo2ForConditionalGeneration
+    from transformers.utils import logging
 
+    from schemas.chat import chat_template
+
+    logging.disable_progress_bar()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     try:
         tokenizer = build_tokenizer()
         processor = build_processor(tokenizer)
+        processor.chat_template = chat_template()  # the released layout, for inference and export
         config = build_config(tokenizer)
         processor.save_pretrained(stage)
         if with_weights:
