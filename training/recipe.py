@@ -71,32 +71,13 @@ class Recipe:
     def setup(self) -> "Recipe":
         """Build every component; resume from the newest checkpoint when configured."""
         c = self.config
-        self._init_distributed()
-        if c.precision == "bf16" and self.device.type != "cuda":
-            raise ValueError("precision=bf16 autocasts on GPU; on CPU use precision=fp32")
-        per_step = self.world_size * c.micro_batch_size
-        if c.global_batch_size % per_step:
-            raise ValueError(f"global_batch_size {c.global_batch_size} is not a multiple of ranks x "
-                             f"micro_batch_size = {self.world_size} x {c.micro_batch_size}")
-        self.accum = c.global_batch_size // per_step
-        check_loggers(c.log.tensorboard and self.rank == 0, c.log.wandb and self.rank == 0)
-        if c.cpu_threads:
-            torch.set_num_threads(c.cpu_threads)
-        torch.manual_seed(c.seed)
-        self.raw_model = load_model(c.model, seed=c.seed)
-        self.processor = load_processor(c.model.path)
-        self.vocab_size = self.raw_model.config.text_config.vocab_size
-        self.model = wrap_model(self.raw_model, c, self.device)
+        self._build_common()
         self.optimizer = build_optimizer(self.model, c.optim)
         self.scheduler = build_scheduler(self.optimizer, c.optim, c.max_steps)
         if self.train_sources is None:
             from training.sources import open_sources
 
             self.train_sources = open_sources(c.data.root, c.data.train)
-        if self.validation_sources is None:
-            from training.sources import open_sources
-
-            self.validation_sources = open_sources(c.data.root, c.data.validation)
         self.mixture = Mixture([len(s) for s in self.train_sources], [e.weight for e in c.data.train],
                                c.data.seed, c.data.chunk)
         Path(c.run_dir).mkdir(parents=True, exist_ok=True)
@@ -118,6 +99,37 @@ class Recipe:
         for note in self.notes:
             self._say(note)
         return self
+
+    def setup_eval(self, checkpoint: Optional[Path]) -> "Recipe":
+        """Build what validation needs and load a checkpoint's weights (None: the configured model)."""
+        self._build_common()
+        if checkpoint is not None:
+            state, _ = load_checkpoint(checkpoint, self.model, None, None, None)
+            self.step = state["step"]
+        return self
+
+    def _build_common(self) -> None:
+        """Process group, device, threads, model (wrapped), processor, validation sources."""
+        c = self.config
+        self._init_distributed()
+        if c.precision == "bf16" and self.device.type != "cuda":
+            raise ValueError("precision=bf16 autocasts on GPU; on CPU use precision=fp32")
+        per_step = self.world_size * c.micro_batch_size
+        if c.global_batch_size % per_step:
+            raise ValueError(f"global_batch_size {c.global_batch_size} is not a multiple of ranks x "
+                             f"micro_batch_size = {self.world_size} x {c.micro_batch_size}")
+        self.accum = c.global_batch_size // per_step
+        check_loggers(c.log.tensorboard and self.rank == 0, c.log.wandb and self.rank == 0)
+        if c.cpu_threads:
+            torch.set_num_threads(c.cpu_threads)
+        torch.manual_seed(c.seed)
+        self.raw_model = load_model(c.model, seed=c.seed)
+        self.processor = load_processor(c.model.path)
+        self.model = wrap_model(self.raw_model, c, self.device)
+        if self.validation_sources is None:
+            from training.sources import open_sources
+
+            self.validation_sources = open_sources(c.data.root, c.data.validation)
 
     def _init_distributed(self) -> None:
         c = self.config
@@ -261,7 +273,7 @@ class Recipe:
         result = evaluate(self.model, self.raw_model, self.processor, self.config, self.validation_sources,
                           self.rank, self.world_size, self.device, self.render, step=self.step,
                           stream=self.stream)
-        if self.rank == 0:
+        if self.rank == 0 and getattr(self, "progress", None) is not None:
             self.progress.log(self.step, {"val_loss": result["loss"]}, kind="validation")
         return result
 
@@ -287,3 +299,34 @@ class Recipe:
             return result
         finally:
             self.cleanup()
+
+
+def run_evaluation(checkpoint: str | Path, overrides: Sequence[str] = (), out_dir: Optional[Path] = None,
+                   stream: Optional[TextIO] = None,
+                   validation_sources: Optional[Sequence[Source]] = None) -> dict[str, Any]:
+    """``molmo2-data eval``: validate any checkpoint (or run folder) with its stored config.
+
+    Args:
+        checkpoint: a checkpoint folder or a run folder (its newest checkpoint).
+        overrides: ``key=value`` changes to the stored config (``data.validation=...``,
+            ``eval.max_samples=...``, ``model.path=...``).
+        out_dir: where the metrics file goes (default: the checkpoint's ``metrics/``).
+        stream: where the table is printed.
+        validation_sources: instead of the published validation sets of the config.
+
+    Returns:
+        ``training.evaluate.evaluate``'s result.
+    """
+    from training.evaluate import evaluate
+    from training.export import checkpoint_config, resolve_checkpoint
+
+    ckpt = resolve_checkpoint(checkpoint)
+    config = checkpoint_config(ckpt, overrides)
+    recipe = Recipe(config, validation_sources=validation_sources, stream=stream)
+    try:
+        recipe.setup_eval(ckpt)
+        return evaluate(recipe.model, recipe.raw_model, recipe.processor, config, recipe.validation_sources,
+                        recipe.rank, recipe.world_size, recipe.device, recipe.render, step=recipe.step,
+                        out_dir=out_dir or ckpt / "metrics", stream=recipe.stream)
+    finally:
+        recipe.cleanup()
