@@ -87,3 +87,11 @@ def test_resume_refuses_a_different_config_and_names_the_keys(tmp_path):
     message = str(info.value)
     assert "optim.lr_llm: 0.003 in the checkpoint, 0.5 now" in message and "data.seed: 0" in message
     assert "max_steps" not in message  # may change on resume
+
+
+def test_gradient_checkpointing_gives_the_same_losses(tmp_path):
+    plain, _ = _run(tmp_path / "plain", "max_steps=2", "eval.generate=false")
+    checkpointed, _ = _run(tmp_path / "ckpt", "max_steps=2", "eval.generate=false", "model.gradient_checkpointing=true")
+    assert checkpointed.raw_model.is_activation_checkpointing
+    for a, b in zip(plain.history, checkpointed.history):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-6) and b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-5)

@@ -195,8 +195,8 @@ def _generate(gen_model, processor, prompt: str, media, max_new_tokens: int, fix
     return processor.tokenizer.decode(new, skip_special_tokens=True)
 
 
-def _generation_items(sample) -> list[tuple[str, str, Any, dict]]:
-    """(prompt, target, media, record) of each record's first question."""
+def _generation_items(sample) -> list[tuple[str, str, Any, dict, dict]]:
+    """(prompt, target, media, record, media record) of each record's first question."""
     from schemas.prompts import messages_for, render_chat
 
     medias = sample_media(sample)
@@ -207,7 +207,7 @@ def _generation_items(sample) -> list[tuple[str, str, Any, dict]]:
         first = next(i for i, m in enumerate(messages) if m["role"] == "user")
         prompt = render_chat(messages[:first + 1], add_generation_prompt=True, layout="template")
         target = messages[first + 1]["content"]
-        items.append((prompt, target if isinstance(target, str) else str(target), media, record))
+        items.append((prompt, target if isinstance(target, str) else str(target), media, record, sample.media))
     return items
 
 
@@ -254,13 +254,13 @@ def evaluate(model, raw_model, processor, config: TrainConfig, sources: Sequence
         sums: dict[str, dict[str, float]] = {}
         n_items = 0
         if config.eval.generate:
-            items = [(i, it) for i in range(n) for it in _generation_items(source.get(i))]
+            items = [it for i in range(n) for it in _generation_items(source.get(i))]
             local: list[dict] = []
             for j in _shares(len(items), rank, world):
-                prompt, target, media, record = items[0 if j is None else j][1]
+                prompt, target, media, record, media_record = items[0 if j is None else j]
                 pred = _generate(gen_model, processor, prompt, media, config.eval.max_new_tokens, fixed, device)
                 if j is not None:
-                    local.append(score_answer(entry.dataset, pred, target, record, source.get(items[j][0]).media,
+                    local.append(score_answer(entry.dataset, pred, target, record, media_record,
                                               config.eval.point_distance))
             for part in _gather(local, world):
                 for scored in part:

@@ -109,7 +109,7 @@ def load_model(cfg: ModelConfig, seed: int = 0) -> Any:
         torch.manual_seed(seed)
         model = Molmo2ForConditionalGeneration(config)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     return model.train()
 
 

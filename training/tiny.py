@@ -103,13 +103,16 @@ def build_tokenizer(vocab_size: int = 512) -> Any:
                                    model_max_length=65536)
 
 
-def build_processor(tokenizer: Any, crop: int = TINY_CROP, max_crops: int = 2) -> Any:
+def build_processor(tokenizer: Any, crop: int = TINY_CROP, max_crops: int = 2,
+                    overlap_margins: tuple[int, int] = (1, 1)) -> Any:
     """The ``Molmo2Processor`` of the tiny model (images and videos).
 
     Args:
         tokenizer: from ``build_tokenizer`` (or any tokenizer carrying the Molmo 2 tokens).
-        crop: crop side in pixels; must equal the vision config's ``image_size``.
+        crop: crop side in pixels; must equal the vision config's ``image_size`` (378 with
+            ``max_crops=8`` and ``overlap_margins=(4, 4)`` are the released settings).
         max_crops: high-resolution crops per image.
+        overlap_margins: overlap of neighbouring crops, in patches.
 
     Returns:
         The processor; frame sampling is off (``do_sample_frames=False``).
@@ -118,7 +121,8 @@ def build_processor(tokenizer: Any, crop: int = TINY_CROP, max_crops: int = 2) -
 
     common = dict(size={"height": crop, "width": crop}, patch_size=14, image_mean=[0.5] * 3,
                   image_std=[0.5] * 3, do_rescale=True, do_normalize=True)
-    image = Molmo2ImageProcessor(max_crops=max_crops, overlap_margins=[1, 1], pooling_size=[2, 2], **common)
+    image = Molmo2ImageProcessor(max_crops=max_crops, overlap_margins=list(overlap_margins), pooling_size=[2, 2],
+                                 **common)
     video = Molmo2VideoProcessor(pooling_size=[3, 3], do_sample_frames=False, max_fps=2, num_frames=128,
                                  **common)
     return Molmo2Processor(image_processor=image, video_processor=video, tokenizer=tokenizer,
