@@ -62,7 +62,7 @@ def test_ddp_two_ranks_then_resume_on_one_rank(tmp_path):
 def test_fsdp2_two_ranks_train_validate_and_finish(tmp_path):
     one, one_result = _run(tmp_path / "one", "max_steps=3", "eval.max_samples=2")
     fsdp = tmp_path / "fsdp"
-    _torchrun(fsdp, "distributed=fsdp2", "max_steps=3", "eval.max_samples=2")
+    _torchrun(fsdp, "distributed=fsdp2", "max_steps=3", "eval.max_samples=2", "checkpoint.every_steps=2")
     _check_ranks_read_different_samples(fsdp, 3)
     got = _progress(fsdp)
     for h in one.history:
@@ -71,3 +71,9 @@ def test_fsdp2_two_ranks_train_validate_and_finish(tmp_path):
     assert results[0]["loss"] == pytest.approx(one_result["loss"], rel=1e-5) == results[1]["loss"]
     metrics = json.loads((fsdp / "metrics" / "metrics-step-00000003.json").read_text())
     assert all(s["items"] > 0 for s in metrics["sets"].values())
+    # the sharded checkpoint of step 2 resumes in one plain process (DCP reshards)
+    resumed_dir = tmp_path / "resumed"
+    shutil.copytree(fsdp / "checkpoints" / "step-00000002", resumed_dir / "checkpoints" / "step-00000002")
+    resumed, _ = _run(resumed_dir, "max_steps=3", "eval.generate=false")
+    assert [h["step"] for h in resumed.history] == [3]
+    assert resumed.history[0]["loss"] == pytest.approx(one.history[2]["loss"], rel=1e-5)
