@@ -61,3 +61,26 @@ def test_eval_and_export_of_a_checkpoint(tmp_path, capsys, monkeypatch):
     trained = recipe.raw_model.state_dict()
     for name, value in model.state_dict().items():
         torch.testing.assert_close(value, trained[name])
+
+
+def test_loggers_are_used_only_when_installed_and_asked_for(tmp_path, capsys):
+    import importlib.util
+
+    from training.progress import Progress, check_loggers
+
+    check_loggers(False, False)  # not asked: nothing needed
+    for key, package in (("log.tensorboard", "tensorboard"), ("log.wandb", "wandb")):
+        if importlib.util.find_spec(package) is None:
+            with pytest.raises(RuntimeError, match=f"{key}=true needs the {package} package"):
+                check_loggers(key == "log.tensorboard", key == "log.wandb")
+    progress = Progress(tmp_path, max_steps=4, start_step=0)
+    progress.add_samples(8)
+    progress.log(2, {"loss": 1.5, "lr": 1e-3})
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("step 2/4  loss 1.5000  lr 1.00e-03  samples/s ") and "ETA 0:00:0" in line
+    import json
+
+    (rec,) = [json.loads(x) for x in (tmp_path / "progress.jsonl").read_text().splitlines()]
+    assert rec["step"] == 2 and rec["loss"] == 1.5 and rec["samples_per_s"] > 0 and rec["eta_s"] >= 0
+    Progress(tmp_path / "quiet", max_steps=4, enabled=False).log(1, {"loss": 1.0})
+    assert not (tmp_path / "quiet").exists()  # ranks other than 0 write nothing
