@@ -12,7 +12,7 @@ validation sets of a config, on every rank at once, and write the result.
 
   | dataset | metrics |
   |---|---|
-  | VideoPoint, MultiImagePoint | pointing precision/recall/F1 (points parsed with ``schemas.pointing``; a hit within ``eval.point_distance``, video points over (t / duration, x, y)); counting exact and close (``|pred - true| <= 1 + floor(0.05 * true)``) |
+  | VideoPoint, MultiImagePoint | pointing precision/recall/F1 (points parsed with ``schemas.pointing``; a hit within ``eval.point_distance``, video points over (t / duration, x, y)); counting exact and close (``|pred - true| <= 1 + floor(0.05 * true)``) against the record's ``count``: the count read from the answer when the target states one, else the number of points predicted (counting by pointing) |
   | VideoTrack | tracking per-frame F1 with one-to-one matching, and id switches |
   | CapQA, SubtitleQA | multiple-choice accuracy |
   | AskModelAnything, MultiImageQA, SynMultiImageQA | free-form QA normalized match and token F1 |
@@ -67,6 +67,7 @@ def score_answer(dataset: str, pred: str, target: str, record: dict, media: dict
         ``{kind: {sum name: number}}`` (pooled later), empty for datasets without a metric.
     """
     from schemas import metrics
+    from schemas.pointing import parse_count, parse_points
 
     out: dict[str, dict[str, float]] = {}
     kinds = _KINDS.get(dataset, ())
@@ -75,7 +76,12 @@ def score_answer(dataset: str, pred: str, target: str, record: dict, media: dict
         s = metrics.score_point_text(pred, target, point_distance, duration)
         out["pointing"] = {"hits": len(s.matches), "true": s.n_a, "pred": s.n_b}
     if "counting" in kinds:
-        c = metrics.count_scores(pred, int(record["count"]))
+        true = int(record["count"])
+        if parse_count(target) is not None:  # the answer states a count: read it from the prediction
+            c = metrics.count_scores(pred, true)
+        else:  # a points-only answer counts by pointing: the number of points predicted
+            n = len(parse_points(pred))
+            c = {"exact": n == true, "close": metrics.count_close(n, true)}
         out["counting"] = {"n": 1, "exact": float(c["exact"]), "close": float(c["close"])}
     if "tracking" in kinds:
         t = metrics.score_track_text(pred, target, point_distance)
@@ -184,9 +190,9 @@ def _generate(gen_model, processor, prompt: str, media, max_new_tokens: int, fix
         kwargs = dict(images=media.frames)
     inputs = processor(text=prompt, return_tensors="pt", **kwargs).to(device)
     eos = processor.tokenizer.eos_token_id
-    gen = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=processor.tokenizer.pad_token_id)
-    if fixed_length:
-        gen.update(eos_token_id=None, min_new_tokens=0)
+    # fixed length: no end token stops it, so every rank runs the same forwards (FSDP2)
+    gen = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=processor.tokenizer.pad_token_id,
+               eos_token_id=None if fixed_length else eos)
     with torch.no_grad():
         out = gen_model.generate(**inputs, **gen)
     new = out[0, inputs["input_ids"].shape[1]:].tolist()
