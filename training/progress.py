@@ -85,7 +85,8 @@ class Progress:
         with self.path.open("a") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
         if kind == "train":
-            line = (f"step {step}/{self.max_steps}  loss {record['loss']:.4f}  lr {record.get('lr', 0):.2e}  "
+            epoch = f"  epoch {record['epoch']:.2f}" if "epoch" in record else ""
+            line = (f"step {step}/{self.max_steps}{epoch}  loss {record['loss']:.4f}  lr {record.get('lr', 0):.2e}  "
                     f"samples/s {record['samples_per_s']:.1f}  ETA {_eta(record['eta_s'])}")
         else:
             line = f"{kind} step {step}: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"

@@ -215,7 +215,8 @@ class Recipe:
         self.step += 1
         lrs = {g["name"]: g["lr"] for g in self.optimizer.param_groups}
         record = {"step": self.step, "loss": summed[0] / total_w, "grad_norm": grad_norm,
-                  "lr": lrs.get("llm", next(iter(lrs.values()))), "loss_weight": total_w}
+                  "lr": lrs.get("llm", next(iter(lrs.values()))), "loss_weight": total_w,
+                  "epoch": self.mixture.epoch_of(self.step * c.global_batch_size)}
         self.history.append(record)
         return record
 
