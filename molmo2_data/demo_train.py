@@ -1,7 +1,7 @@
 """The demo's training stage: ``tiny-cpu`` on the versions the demo just published, then the table.
 
 One job: train the tiny offline Molmo 2 (``training/configs/tiny-cpu.yaml``) for a short run on
-every dataset the demo published (VideoPoint and VideoTrack 1.0.0), validate with loss and
+every dataset the demo published (version 1.0.0, equal weights), validate with loss and
 generation metrics, and print where the run is. The demo's few videos may leave a dataset with no
 validation split; it is then validated on its training split, and the stage says so.
 """
@@ -25,13 +25,13 @@ def run_training(out: Path, check: Callable[[str, object, object], None]) -> dic
         out: the demo folder (``published/`` inside).
         check: the demo's ``check_equal(what, got, expected)``.
     """
-    from shards.published import list_versions, read_manifest
+    from shards.published import list_datasets, list_versions, read_manifest
     from training.config import load_config
     from training.recipe import Recipe
 
     root = out / "published"
     train, validation, notes = [], [], []
-    for dataset in ("VideoPoint", "VideoTrack"):
+    for dataset in list_datasets(str(root)):
         if "1.0.0" not in list_versions(str(root), dataset):
             continue
         splits = read_manifest(str(root), dataset, "1.0.0")["splits"]
