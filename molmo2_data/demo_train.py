@@ -47,7 +47,7 @@ def run_training(out: Path, check: Callable[[str, object, object], None]) -> dic
                  "checkpoint.resume=never", "eval.max_samples=8"]
     config = load_config("tiny-cpu", overrides)
     shutil.rmtree(config.run_dir, ignore_errors=True)  # a fresh run each demo, like published/
-    print(f"[6/6] train tiny-cpu ({DEMO_STEPS} steps) on {', '.join(e.split(',')[0][10:] for e in train)} 1.0.0")
+    print(f"[7/7] train tiny-cpu ({DEMO_STEPS} steps) on {', '.join(e.split(',')[0][10:] for e in train)} 1.0.0")
     for note in notes:
         print(f"  {note}")
     started = time.perf_counter()
@@ -55,6 +55,7 @@ def run_training(out: Path, check: Callable[[str, object, object], None]) -> dic
     result = recipe.run()
     losses = [h["loss"] for h in recipe.history]
     check("training steps run", len(losses), DEMO_STEPS)
+    check(f"training loss fell ({losses[0]:.3f} -> {losses[-1]:.3f})", losses[-1] < losses[0], True)
     print(f"  loss {losses[0]:.3f} -> {losses[-1]:.3f} in {time.perf_counter() - started:.1f} s; run folder "
           f"{config.run_dir}")
     print(f"  export it: molmo2-data export --checkpoint {config.run_dir} --out {out / 'exported'}")

@@ -2,7 +2,7 @@
 
 One job: adapt one split of a committed version (``<root>/<dataset>/<version>/``, read with
 ``shards.dataset.PublishedSplit``: its index gives every sample's shard and byte span, and each
-read is checked against the sample's sha256) to the trainer's ``Source`` interface
+read is checked against the sample's checksum) to the trainer's ``Source`` interface
 (``training.data``): ``len(source)`` and ``source.get(i)`` -> ``Sample``.
 
 Why random access rather than ``shards.open_dataset``'s streams: the trainer's global sample
@@ -60,7 +60,7 @@ class PublishedSource:
     Args:
         root: the published root (local path or fsspec URL).
         entry: dataset, version and split.
-        verify: check each sample's sha256 before decoding it.
+        verify: check each sample's checksum before decoding it.
     """
 
     def __init__(self, root: str, entry: MixtureEntry, verify: bool = True):
