@@ -8,7 +8,7 @@ import torch
 from tests.train_helpers import chat, forward_losses, frames, reference_losses, tiny_model, tiny_processor
 from training.config import LossConfig, TaskWeight
 from training.loss import assign_weights, branch_weight, token_losses, weighted_sum
-from training.packing import MODEL_KEYS, collate, plan_rows
+from training.packing import MODEL_KEYS, attention_mask, collate, model_inputs, plan_rows
 from training.processing import Media, build_examples
 
 
@@ -72,7 +72,7 @@ def test_position_id_packing_alone_leaks_visual_attention_across_examples():
     texts = [chat("What?", "A ball."), chat("What?", "A box.")]
     examples = [build_examples(proc, f"k{i}", "Cap", [t], [_video(20 + i, 2)], 4096)[0] for i, t in enumerate(texts)]
     batch = collate(examples, [[0, 1]], pad_id=0)
-    inputs = {k: batch[k] for k in MODEL_KEYS if k in batch and k != "attention_mask"}
+    inputs = {k: batch[k] for k in MODEL_KEYS if k in batch}  # position ids restart; no mask
     with torch.no_grad():
         leaky = token_losses(model(**inputs, logits_to_keep=batch["loss_positions"]).logits, batch["targets"])
     masked = forward_losses(model, examples, [[0, 1]])
@@ -84,14 +84,14 @@ def test_unit_weights_equal_the_models_own_loss():
     (ex,) = build_examples(proc, "k", "Cap", [chat("Q?", "An answer here.")], [_video(1, 2)], 4096)
     assign_weights([ex], LossConfig())
     batch = collate([ex], [[0]], pad_id=0)
-    inputs = {k: batch[k] for k in MODEL_KEYS if k in batch}
+    inputs = {k: batch[k] for k in MODEL_KEYS if k in batch}  # one example: the model's own mask
     labels = torch.full_like(batch["input_ids"], -100)
     at = torch.zeros_like(batch["loss_positions"])
     at[:, 1:] = batch["loss_positions"][:, :-1]
     labels[at] = batch["input_ids"][at]
     with torch.no_grad():
         builtin = model(**inputs, labels=labels).loss
-        ours = weighted_sum(model(**inputs, logits_to_keep=batch["loss_positions"]).logits, batch["targets"],
+        ours = weighted_sum(model(**model_inputs(batch, "cpu")).logits, batch["targets"],
                             batch["weights"]) / batch["weights"].sum()
     torch.testing.assert_close(ours, builtin, atol=1e-6, rtol=1e-6)
 
@@ -113,9 +113,36 @@ def test_molmo2_token_weighting_computed_by_hand():
     hand_w = [2 / math.sqrt(n[0]) / math.sqrt(2)] * n[0] + [2 / math.sqrt(n[1]) / math.sqrt(2)] * n[1] + [0.1] * n[2]
     hand = sum(w * float(l) for w, l in zip(hand_w, per_token)) / sum(hand_w)
     batch = collate(examples, [[0, 1]], pad_id=0)
-    inputs = {k: batch[k] for k in MODEL_KEYS if k in batch}
     with torch.no_grad():
-        logits = model(**inputs, logits_to_keep=batch["loss_positions"]).logits
+        logits = model(**model_inputs(batch, "cpu")).logits
     ours = weighted_sum(logits, batch["targets"], batch["weights"]) / batch["weights"].sum()
     assert math.isclose(float(ours), hand, rel_tol=1e-5)
     assert batch["weights"].tolist() == torch.tensor(hand_w).tolist()
+
+
+def test_the_mask_rules_and_eager_attention_agree_with_sdpa():
+    # one row: example 0 = root (visual, text) + branches 0 and 1; example 1 = root + one branch; padding
+    ex = torch.tensor([[0, 0, 0, 0, 0, 1, 1, -1]], dtype=torch.int32)
+    br = torch.tensor([[-1, -1, 0, 1, 1, -1, 0, -1]], dtype=torch.int32)
+    mm = torch.tensor([[1, 1, 0, 0, 0, 1, 0, 0]])
+    m = attention_mask(ex, br, mm)[0, 0].int().tolist()
+    assert m == [[1, 1, 0, 0, 0, 0, 0, 0],   # visual tokens of a root see each other both ways
+                 [1, 1, 0, 0, 0, 0, 0, 0],
+                 [1, 1, 1, 0, 0, 0, 0, 0],   # branch 0 sees the root and itself
+                 [1, 1, 0, 1, 0, 0, 0, 0],   # branch 1 does not see branch 0
+                 [1, 1, 0, 1, 1, 0, 0, 0],
+                 [0, 0, 0, 0, 0, 1, 0, 0],   # example 1 sees nothing of example 0
+                 [0, 0, 0, 0, 0, 1, 1, 0],
+                 [0, 0, 0, 0, 0, 0, 0, 1]]   # padding sees itself only
+    proc = tiny_processor()
+    from transformers import Molmo2ForConditionalGeneration
+
+    from tests.train_helpers import tiny_model_dir
+
+    eager = Molmo2ForConditionalGeneration.from_pretrained(tiny_model_dir(), attn_implementation="eager").eval()
+    examples = [build_examples(proc, "t", "Cap", [chat("A?", "B."), chat("C?", "D.")], [_video(4, 2)] * 2, 4096)[0],
+                build_examples(proc, "u", "Cap", [chat("E?", "F.")], [_video(5, 3)], 4096)[0]]
+    batch = collate(examples, [[0, 1]], pad_id=0)
+    with torch.no_grad():
+        got = token_losses(eager(**model_inputs(batch, "cpu", "eager")).logits, batch["targets"])
+    torch.testing.assert_close(got, forward_losses(tiny_model(), examples, [[0, 1]]), atol=2e-5, rtol=1e-5)

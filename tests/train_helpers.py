@@ -66,12 +66,11 @@ def chat(*turns: str, root: str = "<|video|>") -> str:
 def forward_losses(model, examples: list[Example], rows: list[list[int]]) -> torch.Tensor:
     """Per-label-token losses of one collated forward (row-major label order)."""
     from training.loss import token_losses
-    from training.packing import MODEL_KEYS
+    from training.packing import model_inputs
 
     batch = collate(examples, rows, pad_id=0)
-    inputs = {k: batch[k] for k in MODEL_KEYS if k in batch}
     with torch.no_grad():
-        logits = model(**inputs, logits_to_keep=batch["loss_positions"]).logits
+        logits = model(**model_inputs(batch, "cpu")).logits
     return token_losses(logits, batch["targets"])
 
 

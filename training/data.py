@@ -158,7 +158,7 @@ def encode_sample(sample: Sample, processor: Any, data: DataConfig, index: int =
 
 
 def encode_micro_batch(indices: Sequence[int], mixture: Mixture, sources: Sequence[Source], processor: Any,
-                       data: DataConfig, loss: LossConfig, attn_implementation: str = "sdpa",
+                       data: DataConfig, loss: LossConfig,
                        render: Callable[[list], str] = render_training) -> dict[str, Any]:
     """Read, encode, weight and collate the samples at ``indices``.
 
@@ -186,7 +186,7 @@ def encode_micro_batch(indices: Sequence[int], mixture: Mixture, sources: Sequen
                                f"skipped ({dict(stats)}); raise data.max_seq_len")
     assign_weights(examples, loss)
     rows = plan_rows([len(e) for e in examples], data.max_seq_len, data.packing)
-    batch = collate(examples, rows, processor.tokenizer.pad_token_id, attn_implementation)
+    batch = collate(examples, rows, processor.tokenizer.pad_token_id)
     batch["stats"] = {k: int(stats.get(k, 0)) for k in STAT_KEYS}
     return batch
 
@@ -201,12 +201,12 @@ class BatchStream(torch.utils.data.IterableDataset):
 
     def __init__(self, sources: Sequence[Source], mixture: Mixture, processor: Any, data: DataConfig,
                  loss: LossConfig, rank: int, world_size: int, accum: int, micro_size: int, start_step: int,
-                 attn_implementation: str = "sdpa", render: Callable[[list], str] = render_training):
+                 render: Callable[[list], str] = render_training):
         super().__init__()
         self.sources, self.mixture, self.processor = list(sources), mixture, processor
         self.data, self.loss, self.render = data, loss, render
         self.rank, self.world_size, self.accum, self.micro_size = rank, world_size, accum, micro_size
-        self.start_step, self.attn_implementation = start_step, attn_implementation
+        self.start_step = start_step
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -216,7 +216,7 @@ class BatchStream(torch.utils.data.IterableDataset):
             step, micro = divmod(n, self.accum)
             indices = micro_batch_indices(step, micro, self.rank, self.world_size, self.accum, self.micro_size)
             batch = encode_micro_batch(indices, self.mixture, self.sources, self.processor, self.data, self.loss,
-                                       self.attn_implementation, self.render)
+                                       self.render)
             batch["step"], batch["micro"] = step, micro
             yield batch
             n += workers

@@ -38,7 +38,7 @@ import torch
 from training.config import LossConfig, TrainConfig
 from training.data import Source, encode_sample, sample_media
 from training.loss import assign_weights, weighted_sum
-from training.packing import collate, plan_rows
+from training.packing import collate, model_inputs, plan_rows
 
 __all__ = ["METRIC_ROWS", "THRESHOLDS", "evaluate", "format_table", "score_answer"]
 
@@ -152,8 +152,6 @@ def _gather(obj: Any, world: int) -> list[Any]:
 def _set_loss(model, processor, config: TrainConfig, source: Source, n: int, rank: int, world: int,
               device, render) -> tuple[float, float]:
     """(sum of token losses, tokens) of this rank's share of the first ``n`` samples."""
-    from training.recipe import model_inputs
-
     share = _shares(n, rank, world)
     total, tokens = 0.0, 0.0
     size = config.micro_batch_size
@@ -171,9 +169,9 @@ def _set_loss(model, processor, config: TrainConfig, source: Source, n: int, ran
         if not examples:
             continue
         rows = plan_rows([len(e) for e in examples], config.data.max_seq_len, config.data.packing)
-        batch = collate(examples, rows, processor.tokenizer.pad_token_id, config.model.attn_implementation)
+        batch = collate(examples, rows, processor.tokenizer.pad_token_id)
         with torch.no_grad():
-            logits = model(**model_inputs(batch, device)).logits
+            logits = model(**model_inputs(batch, device, config.model.attn_implementation)).logits
         total += float(weighted_sum(logits, batch["targets"].to(device), batch["weights"]))
         tokens += float(batch["weights"].sum())
     return total, tokens

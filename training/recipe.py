@@ -31,17 +31,10 @@ from training.data import STAT_KEYS, BatchStream, Source, render_training
 from training.loss import weighted_sum
 from training.mixture import Mixture
 from training.model import build_optimizer, build_scheduler, load_model, load_processor, wrap_model
-from training.packing import MODEL_KEYS
+from training.packing import model_inputs
 from training.progress import Progress, check_loggers
 
-__all__ = ["Recipe", "model_inputs"]
-
-
-def model_inputs(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """The forward arguments of a collated batch, on ``device`` (logits only at loss positions)."""
-    inputs = {k: batch[k].to(device, non_blocking=True) for k in MODEL_KEYS if k in batch}
-    inputs["logits_to_keep"] = batch["loss_positions"].to(device, non_blocking=True)
-    return inputs
+__all__ = ["Recipe", "run_evaluation"]
 
 
 class Recipe:
@@ -89,8 +82,7 @@ class Recipe:
         if self.rank == 0:
             (Path(c.run_dir) / "config.json").write_text(json.dumps(c.to_data(), indent=1, sort_keys=True))
         stream = BatchStream(self.train_sources, self.mixture, self.processor, c.data, c.loss, self.rank,
-                             self.world_size, self.accum, c.micro_batch_size, self.step,
-                             c.model.attn_implementation, self.render)
+                             self.world_size, self.accum, c.micro_batch_size, self.step, self.render)
         self.loader = iter(torch.utils.data.DataLoader(
             stream, batch_size=None, num_workers=c.data.num_workers,
             prefetch_factor=2 if c.data.num_workers else None, persistent_workers=False))
@@ -196,7 +188,7 @@ class Recipe:
         loss_sum = 0.0
         for i, b in enumerate(micro_batches):
             with self._sync_context(i == len(micro_batches) - 1), self._autocast():
-                logits = self.model(**model_inputs(b, self.device)).logits
+                logits = self.model(**model_inputs(b, self.device, c.model.attn_implementation)).logits
                 part = weighted_sum(logits, b["targets"].to(self.device), b["weights"])
             (part * (self.world_size / total_w)).backward()
             loss_sum += float(part.detach())
