@@ -49,6 +49,7 @@ setup(
         "annotation": ["configs/*.xml"],
         "pipelines.ingest": ["configs/*.yaml"],
         "schemas": ["templates/*.jinja"],
+        "training": ["configs/*.yaml"],
     },
     include_package_data=True,
     install_requires=_requirements(),

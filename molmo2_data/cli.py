@@ -17,7 +17,8 @@ import sys
 from typing import Sequence
 
 # The command modules, in the order ``--help`` lists them; each has ``add_parser(commands)``.
-COMMAND_MODULES = ("demo", "ingest", "annotate", "publish", "verify", "diff", "listing", "preview", "inspect")
+COMMAND_MODULES = ("demo", "ingest", "annotate", "publish", "verify", "diff", "listing", "preview", "inspect",
+                   "train")
 
 
 def build_parser() -> argparse.ArgumentParser:
