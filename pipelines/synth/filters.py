@@ -25,7 +25,8 @@ Checks, in order (``error_type`` of the failure):
 least ``generation.support_threshold`` (default all) of its *content words* occur in one cue or
 in two consecutive cues. Content words are the normalized words minus a short list of function
 words (articles, pronouns, auxiliaries, prepositions); each word is compared after stripping an
-``-ing``, ``-ed``, ``-es`` or ``-s`` ending (``enters`` matches ``entering``), and number words
+``-ing``, ``-ed`` or ``-s`` ending and then a final ``e`` (``enters`` matches ``entering``,
+``squares`` matches ``square``; ``-ies`` becomes ``y``), and number words
 up to twenty equal their digits (``three`` matches ``3``). An answer with no content word is not
 supported (there is nothing to find). The check keeps answers a model made up, or took from
 outside the subtitles, out of SubtitleQA, whose questions must need what is said.
@@ -57,10 +58,13 @@ _TEXT_FIELDS = ("question", "answer", "category")
 
 def _stem(word: str) -> str:
     word = _NUMBERS.get(word, word)
-    for suffix in ("ing", "ed", "es", "s"):
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    for suffix in ("ing", "ed", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
 
 
 def content_words(text: str) -> list[str]:
@@ -79,18 +83,18 @@ def transcript_support(answer: str, cues: list[Mapping[str, Any]]) -> tuple[floa
         ``(share of content words found in the best window, the words missing there)``; ``(0.0, [])``
         for an answer without content words.
     """
-    words = content_words(answer)
+    words = [(w, _stem(w)) for w in normalize_text(answer).split() if w not in _STOP]
     if not words:
         return 0.0, []
     texts = [c["text"] for c in cues]
     windows = texts + [f"{a} {b}" for a, b in zip(texts, texts[1:])]
-    best, missing = 0.0, sorted(set(words))
+    best, missing = 0.0, sorted({w for w, _ in words})
     for window in windows:
         have = set(content_words(window))
-        gone = sorted({w for w in words if w not in have})
-        share = 1.0 - sum(w not in have for w in words) / len(words)
+        gone = [w for w, stem in words if stem not in have]
+        share = 1.0 - len(gone) / len(words)
         if share > best:
-            best, missing = share, gone
+            best, missing = share, sorted(set(gone))
     return best, missing
 
 
