@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from annotation.outputs import file_digest
 
@@ -45,17 +45,22 @@ def staging_dir(out: str | os.PathLike) -> Path:
     return out.parent / f".{out.name}.staging"
 
 
-def prepare(out: str | os.PathLike) -> Path:
+def prepare(out: str | os.PathLike, manifest: str = MANIFEST) -> Path:
     """Check ``out`` may be (re)written and start an empty staging folder; return it.
 
+    Args:
+        out: the folder a run will write.
+        manifest: the file that marks a folder as this kind of output (a folder without it is
+            never replaced).
+
     Raises:
-        OutputError: ``out`` is a file, or a folder that is not a synth output (no ``synth.json``).
+        OutputError: ``out`` is a file, or a non-empty folder without ``manifest``.
     """
     out = Path(out).resolve()
     if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise OutputError(f"--out {out} exists and is not a synth output (no {MANIFEST}); it is left alone")
+        raise OutputError(f"{out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / manifest).is_file():
+        raise OutputError(f"{out} exists and is not a synth output (no {manifest}); it is left alone")
     staging = staging_dir(out)
     shutil.rmtree(staging, ignore_errors=True)
     (staging / ".parts").mkdir(parents=True)
@@ -63,17 +68,20 @@ def prepare(out: str | os.PathLike) -> Path:
 
 
 def write_part(staging: str | os.PathLike, name: str, record_type: str, index: int,
-               records: Iterable[dict]) -> dict[str, Any]:
-    """Write one part (records sorted by key) atomically; return ``{"name", "part", "rows"}``."""
+               records: Iterable[dict], path: Optional[Path] = None) -> dict[str, Any]:
+    """Write one part (records sorted by key) atomically; return ``{"name", "part", "rows"}``.
+
+    The part goes to ``{staging}/.parts/{name}-{index:06d}.parquet``, or to ``path`` when given.
+    """
     import pyarrow.parquet as pq
 
     from schemas.arrow import to_table
 
     rows = sorted(records, key=lambda r: r["key"])
-    folder = Path(staging) / ".parts"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}-{index:06d}.parquet"
-    tmp = folder / f".{path.name}.tmp-{os.getpid()}"
+    if path is None:
+        path = Path(staging) / ".parts" / f"{name}-{index:06d}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     pq.write_table(to_table(record_type, rows), tmp)
     os.replace(tmp, path)
     return {"name": name, "part": path.name, "rows": len(rows)}

@@ -130,10 +130,9 @@ def run(generator: str, argv=None, test_pipeline=None, config: Optional[SynthCon
     if generator == "synmultiimageqa":
         from pipelines.synth.image_sets import GenerateSynMultiImageQA, set_jobs
 
-        jobs, extra = set_jobs(args, config)
-        _ = pipeline | "Sets" >> beam.Create(jobs) | "Generate" >> GenerateSynMultiImageQA(config, str(staging),
-                                                                                           args.media_out)
-        pins = extra
+        specs, pins = set_jobs(args, config)
+        _ = pipeline | "Sets" >> beam.Create(specs) | "Generate" >> GenerateSynMultiImageQA(config, str(staging),
+                                                                                            args.media_out)
     else:
         from pipelines.synth.video import GenerateCapQA, GenerateSubtitleQA
 
@@ -143,6 +142,13 @@ def run(generator: str, argv=None, test_pipeline=None, config: Optional[SynthCon
     result = pipeline.run()
     result.wait_until_finish()
     counters = counter_values(result)
+    media = None
+    if generator == "synmultiimageqa":
+        from pipelines.synth.image_sets import finalize_media
+
+        media = finalize_media(args.media_out)
+        pins = pins + [{"role": "media", "path": os.path.abspath(args.media_out),
+                        "shards_json_sha256": _sha256(Path(args.media_out) / "shards.json")}]
     prompt = None
     if config.backend.kind != "template":
         p = load_prompt(generator, config.generation.prompt_version)
@@ -162,7 +168,14 @@ def run(generator: str, argv=None, test_pipeline=None, config: Optional[SynthCon
                   "hit_rate": round(counters["cache_hits"] / lookups, 4) if lookups else None},
         "backend_calls": counters["backend_calls"], "seconds": round(seconds, 3),
         "records_per_s": round(records / seconds, 3) if seconds else None,
+        **({"media": {"out": os.path.abspath(args.media_out), **media}} if media else {}),
     }
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _public(config: SynthConfig) -> dict[str, Any]:
