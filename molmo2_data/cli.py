@@ -1,7 +1,7 @@
 """``molmo2-data``: the command line, and the only module that knows every package.
 
 A thin dispatcher: each command lives in its own module of ``molmo2_data`` (``demo``, ``ingest``,
-``annotate`` with ``annotate_server``, ``publish``, ``verify``, ``diff``, ``listing`` (the
+``annotate`` with ``annotate_server``, ``synth``, ``publish``, ``verify``, ``diff``, ``listing`` (the
 ``list`` command), ``preview``, ``inspect``; ``not_built`` for the steps still to come), which
 declares its arguments with the standard library only and imports its heavy packages (Beam,
 torch, transformers) inside its ``main``, so ``--help`` is instant.
@@ -17,7 +17,8 @@ import sys
 from typing import Sequence
 
 # The command modules, in the order ``--help`` lists them; each has ``add_parser(commands)``.
-COMMAND_MODULES = ("demo", "ingest", "annotate", "publish", "verify", "diff", "listing", "preview", "inspect")
+COMMAND_MODULES = ("demo", "ingest", "annotate", "synth", "publish", "verify", "diff", "listing", "preview",
+                   "inspect")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,6 @@ __all__ = ["STEPS", "COMMANDS", "add_parsers"]
 # The steps still to come, as the README's status table names them.
 STEPS = {
     "train": "[7/9] the bundled trainer",
-    "synth": "[8/9] synthetic generators",
 }
 
 # command -> (help, the step that brings it)
@@ -20,7 +19,6 @@ COMMANDS = {
     "train": ("train Molmo 2 on published datasets", STEPS["train"]),
     "eval": ("evaluate a checkpoint on published datasets", STEPS["train"]),
     "export": ("export a trained checkpoint", STEPS["train"]),
-    "synth": ("synthetic QA generators: CapQA, SubtitleQA, SynMultiImageQA", STEPS["synth"]),
 }
 
 

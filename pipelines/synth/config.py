@@ -18,9 +18,13 @@ from typing import Any, ClassVar, Literal, Optional
 
 from pipelines.common.settings import ConfigError, Section, read_yaml_mapping, sections_from_dict
 
-__all__ = ["BackendConfig", "GenerationConfig", "SynthConfig", "ConfigError", "BACKENDS"]
+__all__ = ["BackendConfig", "GenerationConfig", "SynthConfig", "ConfigError", "InputsError", "BACKENDS"]
 
 BACKENDS = ("template", "openai", "transformers")
+
+
+class InputsError(ValueError):
+    """An input of a run is missing or is not what it was given as (the message names it)."""
 
 
 class _Section(Section):

@@ -31,7 +31,7 @@ from typing import Any
 import apache_beam as beam
 
 from pipelines.synth.backends import Request
-from pipelines.synth.config import SynthConfig
+from pipelines.synth.config import InputsError, SynthConfig
 from pipelines.synth.steps import FAILED, GenerateFn, Job, MakeRecordsFn, WriteParts, generator_name
 
 __all__ = ["GenerateSynMultiImageQA", "MakeSetFn", "set_jobs", "finalize_media", "SOURCE", "LICENSE",
@@ -48,14 +48,14 @@ def set_jobs(args, config: SynthConfig) -> tuple[list[dict[str, Any]], list[dict
     """The set specs of a run, and its inputs as the manifest names them (none: the data is generated).
 
     Raises:
-        ValueError: ``--sets`` below 1 or a prefix that is not key-safe.
+        InputsError: ``--sets`` below 1 or a prefix that is not key-safe.
     """
     from pipelines.synth.outputs import prepare
 
     if args.sets < 1:
-        raise ValueError(f"--sets must be >= 1, got {args.sets}")
+        raise InputsError(f"--sets must be >= 1, got {args.sets}")
     if not args.prefix or not all(c.isascii() and (c.isalnum() or c in "_-") for c in args.prefix):
-        raise ValueError(f"--prefix must be letters, digits, '_' or '-', got {args.prefix!r}")
+        raise InputsError(f"--prefix must be letters, digits, '_' or '-', got {args.prefix!r}")
     splits = args.split or ["train"]
     seed = config.generation.seed
     specs = [{"index": i, "set_id": f"{args.prefix}_{i:06d}", "seed": seed * 100_000 + i,

@@ -27,17 +27,13 @@ from typing import Any, Optional
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipelines.synth.config import ConfigError, SynthConfig
+from pipelines.synth.config import ConfigError, InputsError, SynthConfig
 from pipelines.synth.facts import FACT_DATASETS
 from pipelines.synth.steps import counter_values, generator_name
 
 __all__ = ["run", "InputsError", "DATASETS"]
 
 DATASETS = {"capqa": "CapQA", "subtitleqa": "SubtitleQA", "synmultiimageqa": "SynMultiImageQA"}
-
-
-class InputsError(ValueError):
-    """An input folder is missing or is not what it was given as (the message names it)."""
 
 
 def _video_tables(args) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
