@@ -33,9 +33,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
     return parser
 
 
-def print_summary(summary: dict, file=sys.stdout) -> None:
-    """A run's summary as a few lines for a person."""
-    s = summary
+def print_summary(summary: dict, file=None) -> None:
+    """A run's summary as a few lines for a person (on ``file``, default standard output)."""
+    s, file = summary, file or sys.stdout
     print(f"synth {s['dataset']}: {s['inputs']} inputs -> {s['records']} records ({s['inputs_with_records']} inputs "
           f"with records), {s['failed']} failed, {s['duplicate']} duplicate questions; {s['not_inputs']} clips had "
           f"nothing to ask about", file=file)
@@ -53,7 +53,11 @@ def print_summary(summary: dict, file=sys.stdout) -> None:
 
 
 def main(args: argparse.Namespace, extra: list[str]) -> int:
-    """Run one generator; returns the exit code (0 done, 2 a user error said in one line)."""
+    """Run one generator; returns the exit code (0 done, 1 the run failed, 2 a user error; one line each)."""
+    from pipelines.common.console import quiet_logging
+
+    quiet_logging(False)  # before Beam is imported: its import-time warnings stay off the console
+    from pipelines.common.guard import RunFault
     from pipelines.common.options import OptionError
     from pipelines.synth.config import ConfigError, InputsError
     from pipelines.synth.outputs import OutputError
@@ -64,6 +68,12 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
     except (ConfigError, InputsError, OptionError, OutputError) as exc:
         print(f"molmo2-data synth {args.generator}: {exc}", file=sys.stderr)
         return 2
+    except RunFault as exc:
+        print(f"molmo2-data synth {args.generator}: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"molmo2-data synth {args.generator}: interrupted; rerun the same command", file=sys.stderr)
+        return 130
     print_summary(summary)
     return 0
 

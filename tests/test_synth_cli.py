@@ -2,11 +2,13 @@
 and says a user's mistake in one line with exit code 2."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -67,3 +69,23 @@ def test_print_config_is_the_shipped_defaults(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert out == default_config_text() and SynthConfig.from_dict(yaml.safe_load(out)) == SynthConfig()
+
+
+def test_a_fault_of_one_input_fails_that_input_and_a_full_disk_stops_the_run(inputs, tmp_path, capsys, monkeypatch):
+    from pipelines.common.inject import ENV
+
+    ingest, records, _ = inputs
+    plan = tmp_path / "plan.json"
+    monkeypatch.setenv(ENV, str(plan))
+    argv = ["synth", "capqa", "--ingest", str(ingest), "--records", str(records)]
+    plan.write_text(json.dumps([{"stage": "synth", "input": "clip-1", "raise": "RuntimeError"}]))
+    assert cli.main(argv + ["--out", str(tmp_path / "one")]) == 0
+    assert "1 inputs ->" in capsys.readouterr().out
+    (failure,) = pq.read_table(tmp_path / "one" / "failures.parquet").to_pylist()
+    assert (failure["input_id"], failure["error_type"]) == ("clip-1", "internal_error")
+    assert "RuntimeError" in failure["message"]
+    plan.write_text(json.dumps([{"stage": "synth", "input": "clip-0", "raise": "OSError:ENOSPC",
+                                 "path": str(tmp_path / "full" / "x")}]))
+    assert cli.main(argv + ["--out", str(tmp_path / "full")]) == 1
+    err = capsys.readouterr().err
+    assert "no space left" in err and len(err.strip().splitlines()) == 1

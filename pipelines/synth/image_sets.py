@@ -30,9 +30,10 @@ from typing import Any
 
 import apache_beam as beam
 
+from pipelines.common.errors import InputError
 from pipelines.synth.backends import Request
 from pipelines.synth.config import InputsError, SynthConfig
-from pipelines.synth.steps import FAILED, GenerateFn, Job, MakeRecordsFn, WriteParts, generator_name
+from pipelines.synth.steps import FAILED, GenerateFn, Job, MakeRecordsFn, WriteParts, generator_name, guarded
 
 __all__ = ["GenerateSynMultiImageQA", "MakeSetFn", "set_jobs", "finalize_media", "SOURCE", "LICENSE",
            "SETS_PER_SHARD"]
@@ -71,9 +72,11 @@ class MakeSetFn(beam.DoFn):
         self.config = config
 
     def process(self, spec):
+        yield from guarded(lambda: list(self._make(spec)), spec["set_id"], spec)
+
+    def _make(self, spec):
         from pipelines.render import render_png
         from pipelines.synth.cosyn import make_set, render_items
-        from pipelines.synth.filters import STAGE
         from schemas.records import validate
 
         g = self.config.generation
@@ -81,12 +84,8 @@ class MakeSetFn(beam.DoFn):
         facts = make_set(set_id, spec["seed"], tuple(g.images_per_set))
         try:
             pngs = [render_png(item) for item in render_items(facts)]
-        except (ValueError, TypeError) as exc:
-            yield beam.pvalue.TaggedOutput(FAILED, validate("failure", {
-                "key": f"{set_id}-render", "input_id": set_id, "stage": STAGE, "error_type": "render_failed",
-                "message": f"set {set_id}: {exc}", "input": json.dumps(spec, sort_keys=True),
-                "outcome": "failed"}).model_dump())
-            return
+        except (ValueError, TypeError) as exc:  # the renderer refuses data (text that does not fit)
+            raise InputError("synth", "render_failed", f"set {set_id}: {exc}") from None
         images = [{"image_id": f"{set_id}_{i}", "uri": f"synth://{set_id}/{i}.png",
                    "sha256": hashlib.sha256(png).hexdigest(), "width": img["item"]["width"],
                    "height": img["item"]["height"]} for i, (png, img) in enumerate(zip(pngs, facts["images"]))]

@@ -105,6 +105,8 @@ def run(generator: str, argv=None, test_pipeline=None, config: Optional[SynthCon
         InputsError: a missing or malformed input folder.
         OptionError: an argument that is neither ours nor a Beam option.
         OutputError: ``--out`` exists and is not a synth output.
+        RunFault: the run itself failed (a full disk, an unwritable folder, an internal error):
+            one sentence; rerunning the same command starts it again.
     """
     from pipelines.common.options import check_pipeline_options
     from pipelines.synth.args import parse_synth_argv
@@ -135,8 +137,11 @@ def run(generator: str, argv=None, test_pipeline=None, config: Optional[SynthCon
         tables, pins = _video_tables(args)
         transform = GenerateCapQA if generator == "capqa" else GenerateSubtitleQA
         _ = pipeline | "Tables" >> beam.Create(tables) | "Generate" >> transform(config, str(staging))
-    result = pipeline.run()
-    result.wait_until_finish()
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except Exception as exc:  # noqa: BLE001 - every way a run can stop becomes one clear RunFault
+        raise _run_fault(exc) from None
     counters = counter_values(result)
     media = None
     if generator == "synmultiimageqa":
@@ -166,6 +171,17 @@ def run(generator: str, argv=None, test_pipeline=None, config: Optional[SynthCon
         "records_per_s": round(records / seconds, 3) if seconds else None,
         **({"media": {"out": os.path.abspath(args.media_out), **media}} if media else {}),
     }
+
+
+def _run_fault(exc: Exception):
+    """The run's fault behind a failed pipeline run: a step's marked ``RunFault``, else the error itself."""
+    from pipelines.common.guard import RunFault, describe, run_fault_message
+
+    message = run_fault_message(exc)
+    inner = exc
+    while inner.__cause__ is not None or inner.__context__ is not None:
+        inner = inner.__cause__ or inner.__context__
+    return RunFault(message or f"the run stopped on an internal error ({describe(inner)}); rerun the same command")
 
 
 def _sha256(path: Path) -> str:

@@ -21,12 +21,13 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import AsSingleton
 
-from pipelines.synth.backends import PROGRAMS_VERSION, Request
+from pipelines.common.errors import InputError
+from pipelines.synth.backends import PROGRAMS_VERSION, Reply, Request
 from pipelines.synth.config import SynthConfig
 from pipelines.synth.prompts import prompt_version
 
 __all__ = ["Job", "ReadRowsFn", "GenerateFn", "MakeRecordsFn", "WriteParts", "FAILED", "provenance_for",
-           "generator_name", "counter_values"]
+           "generator_name", "counter_values", "failure_of", "guarded"]
 
 FAILED = "failed"
 NAMESPACE = "synth"
@@ -65,6 +66,29 @@ def provenance_for(config: SynthConfig, dataset: str) -> Optional[dict[str, Any]
             "seed": config.generation.seed if template else b.seed}
 
 
+def failure_of(input_id: str, error: Any, payload: Any, error_type: Optional[str] = None) -> dict[str, Any]:
+    """The failure record (stage ``synth``) of an input that failed as a whole, from its ``InputError``."""
+    import json
+
+    from schemas.records import validate
+
+    kind = error_type or error.error_type
+    return validate("failure", {
+        "key": f"{input_id}-{kind}", "input_id": input_id, "stage": "synth", "error_type": kind,
+        "message": error.message if hasattr(error, "message") else str(error),
+        "input": json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str), "outcome": "failed",
+    }).model_dump()
+
+
+def guarded(work, input_id: str, payload: Any) -> list:
+    """The outputs of one input's ``work``, or its one failure record (tag ``failed``): any fault of
+    the input becomes its failure (``pipelines.common.guard``), a fault of the run stops the run."""
+    from pipelines.common.guard import InputGuard
+
+    return InputGuard().outcome(
+        work, lambda err: [beam.pvalue.TaggedOutput(FAILED, failure_of(input_id, err, payload))], "synth", input_id)
+
+
 class ReadRowsFn(beam.DoFn):
     """(record type, Parquet path) -> validated record dicts (older schema versions migrated)."""
 
@@ -98,9 +122,29 @@ class GenerateFn(beam.DoFn):
         cache = ResponseCache(c.backend.cache) if c.backend.cache else None
         self.gen = CachedBackend(make_backend(c.backend, c.generation), cache)
 
+    def _replies(self, batch) -> list[Reply]:
+        """The batch's replies; when the backend fails on the batch as a whole, each request alone,
+        so one input's fault becomes that input's ``Reply(error_type="internal_error")``."""
+        from pipelines.common.guard import InputGuard, RunFault
+
+        try:
+            return self.gen.generate([job.request for job in batch])
+        except RunFault:
+            raise
+        except Exception:  # noqa: BLE001 - sorted out one request at a time below
+            pass
+        guard, out = InputGuard(), []
+        for job in batch:
+            try:
+                with guard.step("synth", job.request.input_id):
+                    out += self.gen.generate([job.request])
+            except InputError as err:
+                out.append(Reply(error_type=err.error_type, message=err.message))
+        return out
+
     def process(self, batch):
         before = (self.gen.stats.hits, self.gen.stats.misses, self.gen.stats.calls)
-        replies = self.gen.generate([job.request for job in batch])
+        replies = self._replies(batch)
         s = self.gen.stats
         self.inputs.inc(len(batch))
         self.hits.inc(s.hits - before[0])
@@ -128,14 +172,17 @@ class MakeRecordsFn(beam.DoFn):
 
         job, reply = element
         g = self.config.generation
-        out = make_records(job.dataset, job.request.input_id, reply, job.media, provenance_for(self.config, job.dataset),
-                           min_negatives=g.min_negatives, max_questions=g.max_questions,
-                           support_threshold=g.support_threshold)
-        if out.records:
+
+        def work():
+            out = make_records(job.dataset, job.request.input_id, reply, job.media,
+                               provenance_for(self.config, job.dataset), min_negatives=g.min_negatives,
+                               max_questions=g.max_questions, support_threshold=g.support_threshold)
+            return out.records + [beam.pvalue.TaggedOutput(FAILED, f) for f in out.failures]
+
+        outputs = guarded(work, job.request.input_id, {"input_id": job.request.input_id, "reply": (reply.text or "")[:2000]})
+        if any(not isinstance(o, beam.pvalue.TaggedOutput) for o in outputs):
             self.with_records.inc()
-        yield from out.records
-        for failure in out.failures:
-            yield beam.pvalue.TaggedOutput(FAILED, failure)
+        yield from outputs
 
 
 def _part_of(record, n_records, per_part):

@@ -20,15 +20,16 @@ questions are about what is seen), SubtitleQA's records carry the clip's cues.
 """
 from __future__ import annotations
 
-import json
-
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from pipelines.common.errors import InputError
 from pipelines.synth.backends import Request
 from pipelines.synth.config import SynthConfig
 from pipelines.synth.facts import clip_facts
-from pipelines.synth.steps import FAILED, NAMESPACE, GenerateFn, Job, MakeRecordsFn, ReadRowsFn, WriteParts
+from pipelines.synth.steps import (
+    FAILED, NAMESPACE, GenerateFn, Job, MakeRecordsFn, ReadRowsFn, WriteParts, failure_of, guarded,
+)
 
 __all__ = ["GenerateCapQA", "GenerateSubtitleQA", "BuildJobFn"]
 
@@ -46,31 +47,26 @@ class BuildJobFn(beam.DoFn):
         self.not_inputs = Metrics.counter(NAMESPACE, "not_inputs")
 
     def process(self, element):
-        from pipelines.synth.filters import STAGE
-        from schemas.records import validate
-
         clip_id, rows = element
         rows = list(rows)
+        yield from guarded(lambda: list(self._build(clip_id, rows)), clip_id, {"clip_id": clip_id})
+
+    def _build(self, clip_id, rows):
         clips = [r for t, r in rows if t == "clip"]
         records: dict[str, list] = {}
         for t, r in rows:
             if t != "clip":
                 records.setdefault(t, []).append(r)
-
-        def fail(error_type, message, payload):
-            return beam.pvalue.TaggedOutput(FAILED, validate("failure", {
-                "key": f"{clip_id}-{error_type}", "input_id": clip_id, "stage": STAGE, "error_type": error_type,
-                "message": message, "input": json.dumps(payload, sort_keys=True, default=str),
-                "outcome": "failed"}).model_dump())
-
         if not clips:
             keys = sorted(r["key"] for rs in records.values() for r in rs)
-            yield fail("unknown_clip", f"{len(keys)} record(s) are about clip {clip_id}, which no ingest output "
-                       f"given has: {keys[:5]}", {"clip_id": clip_id, "records": keys})
+            yield beam.pvalue.TaggedOutput(FAILED, failure_of(clip_id, InputError(
+                "synth", "unknown_clip", f"{len(keys)} record(s) are about clip {clip_id}, which no ingest output "
+                f"given has: {keys[:5]}"), {"clip_id": clip_id, "records": keys}))
             return
         if any(c != clips[0] for c in clips[1:]):
-            yield fail("conflicting_clip", f"clip {clip_id} is in two ingest outputs with different records",
-                       {"clip_id": clip_id})
+            yield beam.pvalue.TaggedOutput(FAILED, failure_of(clip_id, InputError(
+                "synth", "conflicting_clip", f"clip {clip_id} is in two ingest outputs with different records"),
+                {"clip_id": clip_id}))
             return
         clip = clips[0]
         media = {"video_id": clip["video_id"], "clip_id": clip_id, "clip_start": clip["start"], "clip_end": clip["end"]}
@@ -89,6 +85,7 @@ class BuildJobFn(beam.DoFn):
                                   for c in clip["subtitles"]]
             task = "subtitleqa"
         yield Job(self.dataset, Request(task, clip_id, facts), media)
+
 
 class _GenerateVideoQA(beam.PTransform):
     """(record type, Parquet path) -> {"records": part infos, "failures": part infos}."""
