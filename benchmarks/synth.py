@@ -43,7 +43,9 @@ def bare_capqa(ingest: Path, records: Path) -> int:
     from pipelines.synth.facts import FACT_DATASETS, clip_facts
     from pipelines.synth.filters import make_records
     from schemas.arrow import from_table
+    from schemas.provenance import generated_provenance
 
+    provenance = generated_provenance("synth.capqa", "template", "programs", "capqa.programs.v1", 0)
     clips = {r.key: r.model_dump() for r in from_table("clip", pq.read_table(ingest / "clips.parquet"))}
     by_clip: dict[str, dict[str, list]] = {}
     for dataset in FACT_DATASETS:
@@ -58,7 +60,7 @@ def bare_capqa(ingest: Path, records: Path) -> int:
         facts["subtitles"] = []
         items = programs.capqa_items(facts)[:8]
         media = {"video_id": clip["video_id"], "clip_id": clip_id, "clip_start": clip["start"], "clip_end": clip["end"]}
-        made += len(make_records("CapQA", clip_id, Reply(text=json.dumps({"questions": items})), media, None).records)
+        made += len(make_records("CapQA", clip_id, Reply(text=json.dumps({"questions": items})), media, provenance).records)
     return made
 
 

@@ -1,12 +1,13 @@
 """Inputs for the synth tests: procedural scenes as clips and as normalized annotation records.
 
 ``scene_inputs(folder, specs)`` writes, for each scene, a ``Clip`` record (no video is encoded:
-the clip's sample times, frame map and subtitle cues come from the scene's ground truth) into
-``{folder}/ingest/clips.parquet``, and the records a careful annotator would make into
+the clip's sample times, frame map and subtitle cues come from the scene's ground truth) and its
+``VideoAsset`` into ``{folder}/ingest/clips.parquet`` and ``videos.parquet``, and the records a careful annotator would make into
 ``{folder}/records/``: tasks built by ``annotation.tasks`` exactly as push builds them, results
 from ``pipelines.procedural.simulated_annotators``, the export normalized by
 ``annotation.normalize.normalize_export`` (VideoPoint per label, plus one label no object has;
 VideoTrack per label; a Cap caption). So the generators read what the annotation stage writes.
+``write_clip_shard`` adds the clips' frames as a shard, for tests that push them to Label Studio.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from annotation.normalize import normalize_export
+from annotation.normalize import Origin, normalize_export
 from annotation.tasks import clip_video_task, video_point_task, video_track_task
 from pipelines.procedural.scene_model import PALETTE, SHAPES
 from pipelines.procedural.scenes import SceneSpec, make_scene
@@ -46,6 +47,17 @@ def scene_clip(scene, key: str, video_id: str) -> dict:
     }).model_dump()
 
 
+def scene_video(scene, video_id: str) -> dict:
+    """The VideoAsset record ingest would write for the scene's video (its source, license, duration)."""
+    import hashlib
+
+    return validate("video", {
+        "key": video_id, "uri": f"procedural://{video_id}", "sha256": hashlib.sha256(scene.to_json().encode()).hexdigest(),
+        "duration": scene.duration, "fps": scene.spec.fps, "num_frames": len(scene.frames), "width": scene.spec.width,
+        "height": scene.spec.height, "rotation": 0, "license": "CC0-1.0", "source": "procedural", "split": "train",
+    }).model_dump()
+
+
 def _absent_label(scene) -> str:
     return sorted(f"{c} {s}" for c in PALETTE for s in SHAPES if f"{c} {s}" not in scene.counts)[0]
 
@@ -69,18 +81,47 @@ def simulated_export(scenes: dict, clips: dict) -> list[dict]:
     return tasks
 
 
+def write_clip_shard(ingest: Path, clips: dict, scenes: dict) -> Path:
+    """The clips' sampled frames (JPEG, drawn from the scenes) as an ingest clip shard + shards.json,
+    so push can materialize them."""
+    import io
+    import json
+
+    from PIL import Image
+
+    from pipelines.procedural.scenes import draw_frame
+    from shards.writer import write_shard
+
+    samples = []
+    for key, clip in sorted(clips.items()):
+        sample = {"__key__": key, "json": clip}
+        for i, t in enumerate(clip["timestamps"]):
+            buf = io.BytesIO()
+            Image.fromarray(draw_frame(scenes[key], scenes[key].frame_index_at(t))).save(buf, format="JPEG", quality=90)
+            sample[f"{i:03d}.jpg"] = buf.getvalue()
+        samples.append(sample)
+    (ingest / "clips").mkdir(parents=True, exist_ok=True)
+    info = write_shard(ingest / "clips" / "clips-000000.tar", samples)
+    (ingest / "shards.json").write_text(json.dumps([{"shard": "clips/clips-000000.tar", "sha256": info.sha256,
+                                                     "num_samples": info.num_samples}]))
+    return ingest
+
+
 def scene_inputs(folder: Path, specs=SPECS) -> tuple[Path, Path, dict]:
     """Write clips and records for ``specs``; return (ingest folder, records folder, {clip key: scene})."""
-    scenes, clips = {}, {}
+    scenes, clips, videos = {}, {}, {}
     for i, spec in enumerate(specs):
         key = f"clip-{i}"
         scenes[key] = make_scene(spec)
         clips[key] = scene_clip(scenes[key], key, f"vid-{i}")
+        videos[f"vid-{i}"] = scene_video(scenes[key], f"vid-{i}")
     ingest, records = folder / "ingest", folder / "records"
     ingest.mkdir(parents=True, exist_ok=True)
     records.mkdir(parents=True, exist_ok=True)
     pq.write_table(to_table("clip", list(clips.values())), ingest / "clips.parquet")
-    result = normalize_export(simulated_export(scenes, clips), known_clips=clips)
+    pq.write_table(to_table("video", list(videos.values())), ingest / "videos.parquet")
+    result = normalize_export(simulated_export(scenes, clips), known_clips=clips, origin=Origin("synth test", 1),
+                              known_videos=videos)
     assert not result.failures, result.failures[:3]
     for dataset, recs in result.records.items():
         pq.write_table(to_table(dataset, recs), records / f"{dataset}.parquet")

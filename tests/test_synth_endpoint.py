@@ -13,6 +13,7 @@ import pytest
 
 from pipelines.synth.backends import Request, make_backend
 from pipelines.synth.config import ConfigError, SynthConfig
+from schemas.provenance import generated_provenance
 from pipelines.synth.filters import make_records
 from pipelines.synth.pipeline import run
 from tests.chat_server import Answer, serve_chat
@@ -25,6 +26,7 @@ GOOD = json.dumps({"questions": [
     {"question": "What moves across the frame?", "answer": "A dark bar", "negatives": ["A red circle", "Nothing",
                                                                                      "A white line"],
      "category": "action"}]})
+PROV = generated_provenance("synth.capqa", "test", "test-model", "capqa.v1", 0)
 MEDIA = {"video_id": "vid-0", "clip_id": "clip-0", "clip_start": 0.0, "clip_end": 4.0}
 
 
@@ -88,7 +90,7 @@ def test_a_500_every_time_ends_in_a_failure_record_after_the_retries():
     with serve_chat(lambda body, n: Answer(status=500)) as server:
         (reply,) = _ask(server.url, max_retries=1)
     assert reply.text is None and reply.error_type == "http_500" and server.calls() == 2
-    out = make_records("CapQA", "clip-0", reply, MEDIA, None)
+    out = make_records("CapQA", "clip-0", reply, MEDIA, PROV)
     (failure,) = out.failures
     assert not out.records and failure["error_type"] == "no_reply" and "http_500" in failure["message"]
 
@@ -107,7 +109,7 @@ def test_a_malformed_reply_is_asked_again_and_one_that_stays_malformed_is_a_fail
     with serve_chat(lambda body, n: Answer("Sure! Here are some questions: 1. ...")) as server:
         (reply,) = _ask(server.url, parse_retries=2)
     assert server.calls() == 3 and reply.text.startswith("Sure!")
-    out = make_records("CapQA", "clip-0", reply, MEDIA, None)
+    out = make_records("CapQA", "clip-0", reply, MEDIA, PROV)
     assert [f["error_type"] for f in out.failures] == ["unparsable"] and not out.records
 
 

@@ -6,8 +6,10 @@ import json
 import pytest
 
 from pipelines.synth.backends import Reply
+from schemas.provenance import generated_provenance
 from pipelines.synth.filters import answer_leaked, content_words, make_records, transcript_support
 
+PROV = generated_provenance("synth.capqa", "test", "test-model", "capqa.v1", 0)
 CUES = [{"start": 0.0, "end": 1.5, "text": "We see a red circle."},
         {"start": 1.5, "end": 3.0, "text": "The blue square is entering from the left now."},
         {"start": 3.0, "end": 4.0, "text": "Three more squares follow it."}]
@@ -21,7 +23,7 @@ def _reply(*items) -> Reply:
 
 
 def _errors(dataset, *items, media=VIDEO, **kw):
-    out = make_records(dataset, "c1", _reply(*items), media, None, **kw)
+    out = make_records(dataset, "c1", _reply(*items), media, PROV, **kw)
     return [f["error_type"] for f in out.failures], out
 
 
@@ -81,7 +83,7 @@ def test_a_repeated_question_is_a_duplicate_of_the_kept_record_and_extra_questio
 def test_replies_that_are_no_question_list_are_one_failure_each():
     for text, error in (("", "unparsable"), ("[1, 2]", "unparsable"), ('{"questions": []}', "no_questions"),
                         ('```json\n{"questions": []}\n```', "no_questions")):
-        out = make_records("CapQA", "c1", Reply(text=text), VIDEO, None)
+        out = make_records("CapQA", "c1", Reply(text=text), VIDEO, PROV)
         assert [f["error_type"] for f in out.failures] == [error] and not out.records
         assert out.failures[0]["key"] == "c1-capqa-reply"
 

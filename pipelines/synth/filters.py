@@ -199,7 +199,7 @@ def _check_item(item: Any, dataset: str, media: Mapping[str, Any], min_negatives
     return fields, None
 
 
-def make_records(dataset: str, input_id: str, reply: Any, media: Mapping[str, Any], provenance: Optional[dict],
+def make_records(dataset: str, input_id: str, reply: Any, media: Mapping[str, Any], provenance: dict,
                  min_negatives: int = 3, max_questions: int = 8, support_threshold: float = 1.0) -> Outcome:
     """Records and failure records from one reply (see the module docstring).
 
@@ -209,7 +209,7 @@ def make_records(dataset: str, input_id: str, reply: Any, media: Mapping[str, An
         reply: a ``pipelines.synth.backends.Reply``.
         media: the record fields naming the media (``video_id``, ``clip_id``, ``clip_start``,
             ``clip_end``; ``subtitles`` for SubtitleQA; ``image_set_id``, ``image_ids``).
-        provenance: the records' provenance dict, or None where the schema has no such field.
+        provenance: the records' provenance (``schemas.provenance``, method ``generated``).
         min_negatives, max_questions, support_threshold: ``GenerationConfig`` settings.
 
     Returns:
@@ -245,9 +245,7 @@ def make_records(dataset: str, input_id: str, reply: Any, media: Mapping[str, An
             out.failures.append(_failure(fkey, where, "duplicate_question", f"{where}: the same question as "
                                          f"record {kept[norm]}", item, duplicate_of=kept[norm]))
             continue
-        rec = {"key": record_key(input_id, dataset, fields["question"]), **media, **fields}
-        if provenance is not None:
-            rec["provenance"] = provenance
+        rec = {"key": record_key(input_id, dataset, fields["question"]), **media, **fields, "provenance": provenance}
         try:
             out.records.append(validate(dataset, rec).model_dump())
         except RecordValidationError as exc:

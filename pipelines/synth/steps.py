@@ -48,22 +48,18 @@ def generator_name(dataset: str) -> str:
     return f"synth.{_TASKS[dataset]}"
 
 
-def provenance_for(config: SynthConfig, dataset: str) -> Optional[dict[str, Any]]:
-    """The provenance of every record a run makes, or None while the schema has no such field.
+def provenance_for(config: SynthConfig, dataset: str) -> dict[str, Any]:
+    """The provenance of every record a run makes (``schemas.provenance``, method ``generated``):
+    generator, backend, model, prompt version (the template programs' version for the template
+    backend) and seed (the programs' seed for the template backend, else the model's)."""
+    from schemas.provenance import generated_provenance
 
-    ``generated``: generator, backend, model, prompt version (the template programs' version for
-    the template backend) and seed (the programs' seed for the template backend, else the model's).
-    """
-    from schemas.records import DATASETS
-
-    if "provenance" not in DATASETS[dataset].model_fields:
-        return None
     b, task = config.backend, _TASKS[dataset]
     template = b.kind == "template"
-    return {"method": "generated", "generator": generator_name(dataset), "backend": b.kind, "model": b.model_name,
-            "prompt_version": f"{task}.programs.v{PROGRAMS_VERSION}" if template
-            else prompt_version(task, config.generation.prompt_version),
-            "seed": config.generation.seed if template else b.seed}
+    return generated_provenance(
+        generator_name(dataset), b.kind, b.model_name,
+        f"{task}.programs.v{PROGRAMS_VERSION}" if template else prompt_version(task, config.generation.prompt_version),
+        config.generation.seed if template else b.seed)
 
 
 def failure_of(input_id: str, error: Any, payload: Any, error_type: Optional[str] = None) -> dict[str, Any]:
