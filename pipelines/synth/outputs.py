@@ -28,8 +28,7 @@ from typing import Any, Iterable, Optional
 
 from annotation.outputs import file_digest
 
-__all__ = ["MANIFEST", "OutputError", "staging_dir", "prepare", "write_part", "finalize", "file_digest", "input_digest",
-           "read_manifest"]
+__all__ = ["MANIFEST", "OutputError", "staging_dir", "prepare", "write_part", "finalize", "file_digest", "input_digest"]
 
 MANIFEST = "synth.json"
 FORMAT = 1
@@ -132,25 +131,6 @@ def finalize(out: str | os.PathLike, dataset: str, manifest: dict[str, Any]) -> 
     os.rename(staging, out)
     shutil.rmtree(old, ignore_errors=True)
     return data
-
-
-def read_manifest(folder: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
-    """The manifest of a synth record folder, its outputs checked against their sha256.
-
-    Raises:
-        OutputError: no manifest, or an output missing or changed since it was written.
-    """
-    folder = Path(folder)
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise OutputError(f"{folder} is not a synth output (no {MANIFEST})") from None
-    if verify:
-        for name, entry in manifest["outputs"].items():
-            path = folder / name
-            if not path.is_file() or file_digest(path)["sha256"] != entry["sha256"]:
-                raise OutputError(f"{path} is missing or changed since synth wrote it; run it again")
-    return manifest
 
 
 def input_digest(role: str, path: str | os.PathLike) -> dict[str, Any]:
