@@ -19,6 +19,7 @@ from annotation.pull import find_snapshot, pull
 from annotation.review import normalize_review_export, push_review, read_review_records, review_task
 from annotation.server import load_credentials
 from molmo2_data import cli
+from pipelines.procedural.simulated_annotators import review_result
 from pipelines.synth.pipeline import run
 from tests.synth_inputs import SPECS, scene_inputs, write_clip_shard
 
@@ -38,16 +39,6 @@ def generated(tmp_path_factory):
     return {"folder": folder, "ingest": ingest}
 
 
-def _choice(value):
-    return {"id": "d", "type": "choices", "from_name": "decision", "to_name": "question", "origin": "manual",
-            "value": {"choices": [value]}}
-
-
-def _text(name, value):
-    return {"id": f"t-{name}", "type": "textarea", "from_name": name, "to_name": "question", "origin": "manual",
-            "value": {"text": [value]}}
-
-
 @pytest.mark.parametrize("dataset, folder, media, field", [("CapQA", "capqa", "ingest", "answer"),
                                                            ("SynMultiImageQA", "syn", "media", "explanation")])
 def test_review_round_trip_on_the_server(labelstudio, generated, tmp_path, dataset, folder, media, field):
@@ -64,10 +55,9 @@ def test_review_round_trip_on_the_server(labelstudio, generated, tmp_path, datas
         by_key[task.data["record_key"]] = task
         assert all(Path(labelstudio.media_root, u.split("?d=", 1)[1]).is_file() for u in task.data["images"])
     edited, rejected, accepted = sorted(by_key)[:3]
-    client.annotations.create(by_key[edited].id, result=[_choice("edit"), _text(f"edit_{field}", "Rewritten."),
-                                                         _text("note", "clearer")])
-    client.annotations.create(by_key[rejected].id, result=[_choice("reject"), _text("note", "ambiguous")])
-    client.annotations.create(by_key[accepted].id, result=[_choice("accept")])
+    client.annotations.create(by_key[edited].id, result=review_result("edit", {field: "Rewritten."}, "clearer"))
+    client.annotations.create(by_key[rejected].id, result=review_result("reject", note="ambiguous"))
+    client.annotations.create(by_key[accepted].id, result=review_result("accept"))
     snapshots = tmp_path / "snapshots"
     pulled = pull(client, project, snapshots)
     assert pulled.changed
@@ -118,13 +108,14 @@ def _task(tid, result, **annotation):
 
 
 def test_decisions_that_cannot_be_trusted_are_failures_naming_task_and_annotation():
+    no_decision = review_result("accept", note="no decision")[1:]
     export = [
-        _task(1, [_choice("edit")]),  # edit without new text
-        _task(2, [_choice("accept"), _text("edit_answer", "3")]),  # accept with edited text
-        _task(3, [_choice("reject")], was_cancelled=True),
-        _task(4, [_text("note", "no decision")]),
-        _task(5, [_choice("edit"), _text("edit_explanation", "x")]),  # CapQA has no explanation
-        _task(6, [_choice("edit"), _text("edit_answer", "3"), _text("edit_question", "  ")]),  # empty areas edit nothing
+        _task(1, review_result("edit")),  # edit without new text
+        _task(2, review_result("accept", {"answer": "3"})),  # accept with edited text
+        _task(3, review_result("reject"), was_cancelled=True),
+        _task(4, no_decision),
+        _task(5, review_result("edit", {"explanation": "x"})),  # CapQA has no explanation
+        _task(6, review_result("edit", {"answer": "3", "question": "  "})),  # empty areas edit nothing
         {"id": 7, "data": {"kind": "video_point"}, "annotations": []},
     ]
     out = normalize_review_export(json.dumps(export).encode())
