@@ -48,6 +48,7 @@ setup(
     package_data={
         "annotation": ["configs/*.xml"],
         "pipelines.ingest": ["configs/*.yaml"],
+        "pipelines.synth": ["configs/*.yaml", "prompts/*.txt"],
         "schemas": ["templates/*.jinja"],
         "training": ["configs/*.yaml"],
     },

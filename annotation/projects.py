@@ -45,6 +45,7 @@ DESCRIPTIONS: dict[str, str] = {
     "multi_image_qa": "MultiImageQA: question/answer pairs that need a set of 2-5 images.",
     "ask_model_anything": "AskModelAnything: one question that needs the video, and its answer.",
     "caption": "Cap: a dense, time-ordered caption of one clip.",
+    "review": "Review: accept, edit or reject one generated question (CapQA, SubtitleQA, SynMultiImageQA).",
 }
 
 

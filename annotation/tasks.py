@@ -19,6 +19,10 @@ Kinds, their label configs (``annotation/configs/``) and control names:
 | multi_image_qa     | multi_image_qa.xml      | question_n, answer_n -> images (textarea), n = 1..3 |
 | ask_model_anything | ask_model_anything.xml  | question, answer -> video (textarea)                |
 | caption            | caption.xml             | caption -> video (textarea); quality (rating)       |
+| review             | review.xml              | decision, edit_question, edit_answer, edit_explanation, note -> question |
+
+The ``review`` kind's tasks and their normalization into review decisions are
+:mod:`annotation.review`.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ KINDS: dict[str, str] = {
     "multi_image_qa": "multi_image_qa.xml",
     "ask_model_anything": "ask_model_anything.xml",
     "caption": "caption.xml",
+    "review": "review.xml",
 }
 IMAGE_SET_KINDS = frozenset({"multi_image_point", "multi_image_qa"})
 """Kinds whose tasks show an image set (the others show a clip)."""

@@ -65,6 +65,8 @@ def _add_actions(annotate) -> None:
     p.add_argument("--query", help="what annotators look for, on every clip (point and track kinds)")
     p.add_argument("--label", help="dataset label written with the answers (default: the query)")
     p.add_argument("--items", help="JSONL of {key, query?, label?, predictions?} instead of every clip")
+    p.add_argument("--records", help="review: a synth record folder whose generated questions to review "
+                                     "(--ingest: the ingest output, or synth --media-out folder, with their media)")
     p.add_argument("--batch-size", type=_positive, default=500, help="tasks per import request (default: %(default)s)")
     p.add_argument("--on-conflict", choices=["skip", "update", "raise"], default="skip",
                    help="a task key already on the server with other data (default: %(default)s)")
@@ -128,12 +130,33 @@ def _media_root(args) -> str:
                           f"annotate server start --data-dir {args.data_dir}', or pass --url and --media-root") from None
 
 
+def _push_review(args, media_root: str) -> int:
+    from annotation.projects import ensure_project
+    from annotation.review import push_review, read_review_records
+
+    if not args.records:
+        raise _UsageError("--kind review needs --records, a synth record folder")
+    try:
+        dataset, records = read_review_records(args.records)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    client, _ = _client(args)
+    project = ensure_project(client, "review", args.project)
+    result = push_review(client, project, args.ingest, media_root, dataset, records, batch_size=args.batch_size,
+                         on_conflict=args.on_conflict)
+    print(f"push {args.project!r}: {len(records)} {dataset} records -> {result.created} review tasks created, "
+          f"{result.existing} already there, {len(result.conflicts)} conflicts in {result.seconds:.1f} s")
+    return 0
+
+
 def _push(args) -> int:
     from annotation.projects import ensure_project
     from annotation.push import plan_push, push
     from annotation.push_plan import read_items
 
     media_root = _media_root(args)
+    if args.kind == "review":
+        return _push_review(args, media_root)
     items = read_items(args.items) if args.items else None
     plan = plan_push(args.ingest, args.kind, items, query=args.query, label=args.label, title=args.project,
                      media_root=media_root, skip_off_grid=args.skip_off_grid)  # every check, nothing created
@@ -169,7 +192,7 @@ def _pull(args) -> int:
 
 
 def _normalize(args) -> int:
-    from annotation.normalize import Origin, normalize_export
+    from annotation.normalize import Origin, load_export, normalize_export
     from annotation.outputs import file_digest, write_outputs
     from annotation.pull import find_snapshot
     from annotation.push_plan import read_ingest_table
@@ -184,8 +207,14 @@ def _normalize(args) -> int:
         if IngestLayout(args.ingest).videos_table.is_file():  # the real source and duration of each video
             path, rows = read_ingest_table(args.ingest, "videos")
             videos, inputs["videos"] = {r["key"]: r for r in rows}, file_digest(path)
-    result = normalize_export(raw, known_clips=known, origin=Origin(args.project, snapshot.version),
-                              known_videos=videos)
+    from annotation.review import is_review_export, normalize_review_export
+
+    try:
+        review = is_review_export(load_export(raw))
+    except ValueError:  # not JSON: normalize_export says so as a failure record
+        review = False
+    result = normalize_review_export(raw) if review else normalize_export(
+        raw, known_clips=known, origin=Origin(args.project, snapshot.version), known_videos=videos)
     consumed = {"version": snapshot.version, "file": snapshot.path.name, "path": str(snapshot.path.resolve()),
                 "sha256": snapshot.sha256, "bytes": len(raw), "tasks": snapshot.tasks,
                 "annotations": snapshot.annotations}

@@ -1,8 +1,8 @@
 """``molmo2-data``: the command line, and the only module that knows every package.
 
 A thin dispatcher: each command lives in its own module of ``molmo2_data`` (``demo``, ``ingest``,
-``annotate`` with ``annotate_server``, ``publish``, ``verify``, ``diff``, ``listing`` (the
-``list`` command), ``preview``, ``inspect``; ``not_built`` for the steps still to come), which
+``annotate`` with ``annotate_server``, ``synth``, ``publish``, ``verify``, ``diff``, ``listing`` (the
+``list`` command), ``preview``, ``inspect``, ``train`` (with ``eval`` and ``export``)), which
 declares its arguments with the standard library only and imports its heavy packages (Beam,
 torch, transformers) inside its ``main``, so ``--help`` is instant.
 
@@ -17,8 +17,8 @@ import sys
 from typing import Sequence
 
 # The command modules, in the order ``--help`` lists them; each has ``add_parser(commands)``.
-COMMAND_MODULES = ("demo", "ingest", "annotate", "publish", "verify", "diff", "listing", "preview", "inspect",
-                   "train")
+COMMAND_MODULES = ("demo", "ingest", "annotate", "synth", "publish", "verify", "diff", "listing", "preview",
+                   "inspect", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,9 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"molmo2_data.{name}").add_parser(commands)
-    from molmo2_data.not_built import add_parsers
-
-    add_parsers(commands)
     return parser
 
 
@@ -41,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``molmo2-data`` console script.
 
     Returns:
-        The process exit code: 0 done, 1 the run failed, 2 a usage error or a command not built yet.
+        The process exit code: 0 done, 1 the run failed, 2 a usage or input error.
     """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)

@@ -17,12 +17,17 @@
 5. Check every ingested image set against its ground truth (split kept, PNGs kept, each
    MultiImagePoint point on a shape of its colour in the ingested image) and write its
    MultiImagePoint text and MultiImageQA pairs.
-6. Publish version 1.0.0 of every dataset the records hold (``pipelines.publish``: join,
-   validate, shards, manifest last) into ``published/``, verify each version, and print where
-   its report is.
-7. Train the tiny offline Molmo 2 (``tiny-cpu``) for a short run on every published dataset,
+6. Synthetic QA (``molmo2_data.demo_synth``): CapQA and SubtitleQA from the clips and the
+   normalized records, SynMultiImageQA rendered into its own ingest output, all with the template
+   backend and checked against the ground truth; the CapQA records go through a Label Studio
+   review project (a simulated reviewer edits one, rejects one, accepts the rest) into review
+   decisions.
+7. Publish version 1.0.0 of every dataset the records hold, the generated ones included, with the
+   review decisions applied (``pipelines.publish``: join, validate, shards, manifest last) into
+   ``published/``, verify each version, and print where its report is.
+8. Train the tiny offline Molmo 2 (``tiny-cpu``) for a short run on every published dataset and
    validate it (loss and generation metrics, printed as a table) (``molmo2_data.demo_train``).
-8. Print where every output is.
+9. Print where every output is.
 """
 from __future__ import annotations
 
@@ -192,8 +197,9 @@ def main(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def _publish(out: Path) -> None:
-    """Publish 1.0.0 of every dataset in ``annotations/`` (a fresh ``published/`` each run) and verify it."""
+def _publish(out: Path, synth: dict) -> None:
+    """Publish 1.0.0 of every dataset in ``annotations/`` and ``synth/`` (a fresh ``published/`` each
+    run), the review decisions applied, and verify it."""
     import shutil
 
     from molmo2_data.publish import print_result
@@ -203,12 +209,15 @@ def _publish(out: Path) -> None:
 
     root = out / "published"
     shutil.rmtree(root, ignore_errors=True)
-    print(f"[6/7] publish 1.0.0 of every dataset (join, Great Expectations, shards, manifest): {root}")
+    print(f"[7/8] publish 1.0.0 of every dataset (join, reviews, Great Expectations, shards, manifest): {root}")
     from schemas.records import DATASETS
 
     folders = [out / "annotations", *sorted((out / "annotations").iterdir())]  # flat, or a folder per project
     records = [str(f) for f in folders if f.is_dir() and any((f / f"{d}.parquet").exists() for d in DATASETS)]
-    result = publish(str(root), [str(out / "ingest")], records, PublishConfig(version="1.0.0"))
+    # the image-only ingest output first: publish 1.0.0's input check asks every ingest given after
+    # one with clips for a videos.parquet of its own
+    result = publish(str(root), [*synth["ingest"], str(out / "ingest")], records + synth["records"],
+                     PublishConfig(version="1.0.0"), reviews=synth["reviews"])
     print_result(result, str(root))
     check_equal("datasets blocked by a dataset rule", sorted(result.blocked), [])
     for dataset in result.published:
@@ -222,10 +231,10 @@ def _run(args: argparse.Namespace) -> None:
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    print(f"[1/7] procedural corpus: {args.videos} videos and {args.image_sets} image sets (seed {args.seed}) "
+    print(f"[1/8] procedural corpus: {args.videos} videos and {args.image_sets} image sets (seed {args.seed}) "
           "+ bad and duplicate inputs")
     manifest, truths, sets = _manifest(out, args.videos, args.image_sets, args.seed)
-    print(f"[2/7] ingest (Apache Beam, FnApiRunner): {manifest}")
+    print(f"[2/8] ingest (Apache Beam, FnApiRunner): {manifest}")
     summary = run(["--manifest", str(manifest), "--out", str(out / "ingest"), "--cfr-mp4"])
     print_summary(summary, str(out / "ingest"))
     rows = sum(1 for _ in manifest.open())
@@ -234,17 +243,17 @@ def _run(args: argparse.Namespace) -> None:
     from molmo2_data.demo_annotate import run_annotation
 
     where = "offline (--no-labelstudio)" if args.no_labelstudio else "Label Studio on loopback"
-    print(f"[3/7] annotation: {where}, simulated annotators, snapshots, normalize")
+    print(f"[3/8] annotation: {where}, simulated annotators, snapshots, normalize")
     counts = run_annotation(out, out / "ingest", truths, use_labelstudio=not args.no_labelstudio,
                             set_truths={s.key: s.ground_truth for s in sets})
     print("  records per dataset, each checked against the ground truth:")
     for dataset, n in counts.items():
         print(f"    {dataset:<17} {n}")
-    print("[4/7] Molmo 2 grounding text from the ground truth at each clip's sample times")
+    print("[4/8] Molmo 2 grounding text from the ground truth at each clip's sample times")
     examples = _grounding_examples(out, truths)
     for e in examples[:3]:
         print(f"  {e['task']:<12} {e['text'][:110]}{'...' if len(e['text']) > 110 else ''}")
-    print("[5/7] image sets: ingested PNGs checked against their ground truth")
+    print("[5/8] image sets: ingested PNGs checked against their ground truth")
     set_examples = _image_set_examples(out, sets)
     tasks = [e["task"] for e in set_examples]
     print(f"  {len(sets)} image sets: {tasks.count('multi_image_point')} MultiImagePoint queries, "
@@ -254,7 +263,11 @@ def _run(args: argparse.Namespace) -> None:
         if e is not None:
             text = e["text"] if task == "multi_image_point" else f"{e['question']} -> {e['answer']}"
             print(f"  {task:<17} {text[:100]}{'...' if len(text) > 100 else ''}")
-    _publish(out)
+    from molmo2_data.demo_synth import run_synth
+
+    print(f"[6/8] synthetic QA (template backend): CapQA, SubtitleQA, SynMultiImageQA; review on {where}")
+    synth = run_synth(out, truths, use_labelstudio=not args.no_labelstudio)
+    _publish(out, synth)
     from molmo2_data.demo_train import run_training
 
     run_training(out, check_equal)
@@ -263,6 +276,6 @@ def _run(args: argparse.Namespace) -> None:
     for path in (out / "manifest.jsonl", f"{ingest.shard_folder('clips')}/", ingest.clips_table, ingest.videos_table,
                  ingest.imagesets_table, ingest.failures_table, ingest.summary, f"{out / 'snapshots'}/",
                  f"{out / 'annotations'}/", out / "grounding_examples.jsonl", out / "image_set_examples.jsonl",
-                 f"{out / 'published'}/", f"{out / 'train-run'}/"):
+                 f"{out / 'synth'}/", f"{out / 'reviews'}/", f"{out / 'published'}/", f"{out / 'train-run'}/"):
         print(f"  {path}")
     print(f"inspect a shard: molmo2-data inspect {ingest.shard_paths('clips')[0]}")

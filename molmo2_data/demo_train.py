@@ -47,7 +47,7 @@ def run_training(out: Path, check: Callable[[str, object, object], None]) -> dic
                  "checkpoint.resume=never", "eval.max_samples=8"]
     config = load_config("tiny-cpu", overrides)
     shutil.rmtree(config.run_dir, ignore_errors=True)  # a fresh run each demo, like published/
-    print(f"[7/7] train tiny-cpu ({DEMO_STEPS} steps) on {', '.join(e.split(',')[0][10:] for e in train)} 1.0.0")
+    print(f"[8/8] train tiny-cpu ({DEMO_STEPS} steps) on {', '.join(e.split(',')[0][10:] for e in train)} 1.0.0")
     for note in notes:
         print(f"  {note}")
     started = time.perf_counter()

@@ -172,11 +172,30 @@ def test_demo_publishes_every_dataset_and_says_where_the_report_is(demo):
 
     out, stdout = demo
     root = out / "published"
-    datasets = sorted(p.stem for p in (out / "annotations").glob("*.parquet") if p.stem != "failures")
+    human = sorted(p.stem for p in (out / "annotations").glob("*.parquet") if p.stem != "failures")
+    datasets = sorted(human + ["CapQA", "SubtitleQA", "SynMultiImageQA"])
     assert list_datasets(str(root)) == datasets
     for dataset in datasets:
         manifest = read_manifest(str(root), dataset, "1.0.0")
+        folder = out / ("annotations" if dataset in human else f"synth/{dataset}")
+        rejected = 1 if dataset == "CapQA" else 0  # the demo's reviewer rejects one CapQA record
         assert sum(s["records"] for s in manifest["splits"].values()) == pq.read_table(
-            out / "annotations" / f"{dataset}.parquet").num_rows
+            folder / f"{dataset}.parquet").num_rows - rejected
         assert verify_version(str(root), dataset, "1.0.0").ok
         assert f"report: {root / dataset / '1.0.0' / 'report.html'}" in stdout
+
+
+def test_demo_generates_reviews_and_publishes_the_synthetic_datasets(demo):
+    """CapQA, SubtitleQA and SynMultiImageQA from the template backend, checked against the ground
+    truth by the demo; the CapQA review round trip's decisions applied when publishing."""
+    out, stdout = demo
+    for dataset in ("CapQA", "SubtitleQA", "SynMultiImageQA"):
+        records = pq.read_table(out / "synth" / dataset / f"{dataset}.parquet").to_pylist()
+        assert records and all(r["provenance"]["method"] == "generated" for r in records)
+        assert f"  {dataset:<16} {len(records)} records from" in stdout
+    assert json.loads((out / "synth" / "media" / "shards.json").read_text())
+    decisions = pq.read_table(out / "reviews" / "demo_review_CapQA" / "review_decision.parquet").to_pylist()
+    assert sorted(d["decision"] for d in decisions).count("accept") == len(decisions) - 2
+    stats = json.loads((out / "published" / "CapQA" / "1.0.0" / "stats.json").read_text())
+    assert {k: v for k, v in stats["review"].items() if v} == {"accept": len(decisions) - 2, "edit": 1, "reject": 1}
+    assert stats["excluded"] == {"review_rejected": 1}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __all__ = ["InputError", "STAGES"]
 
-STAGES = ("manifest", "fetch", "probe", "filter", "decode", "subtitle", "dedupe", "clip", "image", "write")
+STAGES = ("manifest", "fetch", "probe", "filter", "decode", "subtitle", "dedupe", "clip", "image", "write", "synth")
 
 
 class InputError(Exception):

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from importlib import resources
 from typing import Sequence
+
+from pipelines.common.settings import print_text_action
 
 __all__ = ["add_ingest_arguments", "to_argv", "parse_ingest_argv", "default_config_text"]
 
@@ -14,15 +15,8 @@ def default_config_text() -> str:
     return resources.files("pipelines.ingest").joinpath("configs", "ingest.yaml").read_text(encoding="utf-8")
 
 
-class _PrintConfig(argparse.Action):
-    """``--print-config``: print the default YAML and exit (before the required options are checked)."""
-
-    def __init__(self, option_strings, dest, **kwargs):
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        sys.stdout.write(default_config_text())
-        parser.exit(0)
+_PrintConfig = print_text_action(default_config_text)
+"""``--print-config``: print the default YAML and exit (before the required options are checked)."""
 
 
 def add_ingest_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:

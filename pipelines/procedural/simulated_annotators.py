@@ -36,6 +36,7 @@ from typing import Any, Hashable, Mapping, Optional, Sequence
 from pipelines.procedural.scene_model import FrameTruth, ObjectState, Scene
 
 __all__ = ["Perturbation", "GENERIC_LABELS", "STROKE_PX", "matching_objects", "point_frames", "track_frames",
+           "review_result",
            "video_point_result", "video_track_result", "multi_image_point_result", "multi_image_qa_result",
            "ask_model_anything_result", "caption_result", "simulate", "restyle"]
 
@@ -326,6 +327,15 @@ def caption_result(scene: Scene, perturb: Perturbation = NONE, *, rating: Option
         out.append({"id": "quality", "from_name": "quality", "to_name": "video", "type": "rating",
                     "origin": "manual", "value": {"rating": rating}})
     return out
+
+
+def review_result(decision: str, edits: Optional[Mapping[str, str]] = None, note: Optional[str] = None) -> list[dict]:
+    """A reviewer's result for a ``review`` task (``annotation.review``): the decision, the edited
+    fields' new text (``{"answer": "3"}`` fills ``edit_answer``) and an optional note."""
+    out = [{"id": "decision", "from_name": "decision", "to_name": "question", "type": "choices", "origin": "manual",
+            "value": {"choices": [decision]}}]
+    out += [_textarea(f"edit_{name}", text, "question") for name, text in sorted((edits or {}).items())]
+    return out + ([_textarea("note", note, "question")] if note else [])
 
 
 def simulate(kind: str, data: Mapping[str, Any], scene: Optional[Scene] = None, perturb: Perturbation = NONE, *,
