@@ -119,7 +119,7 @@ class WriteSetShardFn(beam.DoFn):
         write_part(folder, "", "image_set", index, [rec for _, rec, _ in refs], path=folder / f"{name}.parquet")
         h = hashlib.sha256()
         for key, rec, members in refs:
-            h.update(key.encode() + b"\n" + canonical_json(rec) + b"\n")
+            h.update(key.encode() + b"\n" + canonical_json(rec).encode() + b"\n")
         status = {"shard": f"imagesets/{name}.tar", "fingerprint": h.hexdigest(), "sha256": info.sha256,
                   "num_samples": info.num_samples, "num_bytes": info.num_bytes,
                   "num_members": sum(len(m) for _, _, m in refs), "first_key": info.first_key,
