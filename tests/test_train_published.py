@@ -75,6 +75,12 @@ def test_tiny_cpu_trains_on_published_versions_and_validates_every_metric(publis
     assert cli.main(["eval", "--checkpoint", str(run), "--out", str(tmp_path / "eval"), "eval.max_samples=1"]) == 0
     again = json.loads((tmp_path / "eval" / "metrics-step-00000030.json").read_text())
     assert set(again["sets"]) == set(metrics["sets"])
+    assert cli.main(["eval", "--checkpoint", str(run), "--out", str(tmp_path / "none"),
+                     "data.validation=[{dataset: VideoPoint, version: 1.0.0, split: test}]"]) == 0
+    out = capsys.readouterr().out
+    assert "VideoPoint 1.0.0 has no split 'test'" in out and "loss" in out and "n/a (no data)" in out
+    empty = json.loads((tmp_path / "none" / "metrics-step-00000030.json").read_text())
+    assert empty["sets"]["VideoPoint/1.0.0/test"]["loss"] is None
     assert cli.main(["train", "--config", "tiny-cpu", f"data.root={published}", f"run_dir={tmp_path / 'x'}",
                      "data.train=[{dataset: Nope, version: 1.0.0}]", "data.validation=[]"]) == 2
     assert "Nope" in capsys.readouterr().err

@@ -98,6 +98,8 @@ class Recipe:
         if checkpoint is not None:
             state, _ = load_checkpoint(checkpoint, self.model, None, None, None)
             self.step = state["step"]
+        for note in self.notes:
+            self._say(note)
         return self
 
     def _build_common(self) -> None:
@@ -119,9 +121,11 @@ class Recipe:
         self.processor = load_processor(c.model.path)
         self.model = wrap_model(self.raw_model, c, self.device)
         if self.validation_sources is None:
-            from training.sources import open_sources
+            from training.sources import EmptySource, open_sources
 
-            self.validation_sources = open_sources(c.data.root, c.data.validation)
+            self.validation_sources = open_sources(c.data.root, c.data.validation, missing_split_ok=True)
+            self.notes += [f"validation set {s.reason}: reported as n/a (no data)"
+                           for s in self.validation_sources if isinstance(s, EmptySource)]
 
     def _init_distributed(self) -> None:
         c = self.config

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 from training.config import MixtureEntry
 from training.data import Sample
 
-__all__ = ["PublishedSource", "decode_sample", "open_sources"]
+__all__ = ["PublishedSource", "EmptySource", "decode_sample", "open_sources"]
 
 
 def decode_sample(raw: dict[str, Any], dataset: str) -> Sample:
@@ -76,11 +76,38 @@ class PublishedSource:
         return decode_sample(next(self.split.read([index])), self.entry.dataset)
 
 
-def open_sources(root: str, entries: Sequence[MixtureEntry]) -> list[PublishedSource]:
+class EmptySource:
+    """A validation set whose version has no such split: no samples, and the reason."""
+
+    def __init__(self, entry: MixtureEntry, reason: str):
+        self.entry, self.reason = entry, reason
+
+    def __len__(self) -> int:
+        return 0
+
+    def get(self, index: int) -> Sample:
+        raise IndexError(f"{self.entry.dataset} {self.entry.version} {self.entry.split}: {self.reason}")
+
+
+def open_sources(root: str, entries: Sequence[MixtureEntry], missing_split_ok: bool = False) -> list:
     """One ``PublishedSource`` per mixture or validation entry.
+
+    Args:
+        root: the published root.
+        entries: the entries, in order.
+        missing_split_ok: a version without the entry's split gives an ``EmptySource`` (validation
+            sets: reported as "n/a (no data)") instead of raising.
 
     Raises:
         FileNotFoundError: a version that is not published (committed) under ``root``.
-        KeyError: a split the version does not have.
+        KeyError: a split the version does not have (unless ``missing_split_ok``).
     """
-    return [PublishedSource(root, e) for e in entries]
+    out: list = []
+    for e in entries:
+        try:
+            out.append(PublishedSource(root, e))
+        except KeyError as exc:
+            if not missing_split_ok:
+                raise
+            out.append(EmptySource(e, str(exc.args[0] if exc.args else exc)))
+    return out
