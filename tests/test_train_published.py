@@ -82,5 +82,7 @@ def test_tiny_cpu_trains_on_published_versions_and_validates_every_metric(publis
     empty = json.loads((tmp_path / "none" / "metrics-step-00000030.json").read_text())
     assert empty["sets"]["VideoPoint/1.0.0/test"]["loss"] is None
     assert cli.main(["train", "--config", "tiny-cpu", f"data.root={published}", f"run_dir={tmp_path / 'x'}",
+                     f"model.path={tmp_path / 'never-built'}",
                      "data.train=[{dataset: Nope, version: 1.0.0}]", "data.validation=[]"]) == 2
     assert "Nope" in capsys.readouterr().err
+    assert not (tmp_path / "never-built").exists()  # the data is checked before a model is built

@@ -64,13 +64,13 @@ class Recipe:
     def setup(self) -> "Recipe":
         """Build every component; resume from the newest checkpoint when configured."""
         c = self.config
-        self._build_common()
-        self.optimizer = build_optimizer(self.model, c.optim)
-        self.scheduler = build_scheduler(self.optimizer, c.optim, c.max_steps)
-        if self.train_sources is None:
+        if self.train_sources is None:  # first: a data mistake is said before a model is built
             from training.sources import open_sources
 
             self.train_sources = open_sources(c.data.root, c.data.train)
+        self._build_common()
+        self.optimizer = build_optimizer(self.model, c.optim)
+        self.scheduler = build_scheduler(self.optimizer, c.optim, c.max_steps)
         self.mixture = Mixture([len(s) for s in self.train_sources], [e.weight for e in c.data.train],
                                c.data.seed, c.data.chunk)
         Path(c.run_dir).mkdir(parents=True, exist_ok=True)
