@@ -50,10 +50,15 @@ def test_the_table_says_n_a_where_a_set_has_no_data():
     result = {"sets": {"VideoPoint/1.0.0/validation": {"loss": 1.25, "metrics": {"pointing": {"precision": 0.5}}},
                        "Empty/1.0.0/validation": {"loss": None, "metrics": {}}}}
     table = format_table(result).splitlines()
-    assert table[0].split() == ["metric", "VideoPoint/1.0.0/validation", "Empty/1.0.0/validation"]
+    assert table[0].split() == ["metric", "VideoPoint", "Empty"]  # one version: names only
     assert table[2].split() == ["loss", "1.2500", "n/a", "(no", "data)"]
     assert "pointing precision        0.5000" in table[3] and table[-1].endswith("n/a (no data)")
     assert len(table) == 2 + 1 + len(METRIC_ROWS)
+    result["sets"]["Cap/2.0.0/train"] = {"loss": 2.0, "metrics": {}}
+    assert format_table(result).splitlines()[0].split()[-1] == "Cap/2.0.0/train"  # versions differ: in full
+    del result["sets"]["Cap/2.0.0/train"]
+    result["sets"]["Cap/1.0.0/train"] = {"loss": 2.0, "metrics": {}}
+    assert format_table(result).splitlines()[0].endswith("Cap (train)")
 
 
 def test_fixed_length_generation_is_the_normal_answer_cut_at_the_end_token():

@@ -117,9 +117,18 @@ def _figures(sums: dict[str, dict[str, float]]) -> dict[str, dict[str, Optional[
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The metrics table of ``evaluate``'s result: one row per metric, one column per validation set."""
+    """The metrics table of ``evaluate``'s result: one row per metric, one column per validation set.
+
+    Columns are named ``dataset/version/split``, or just the dataset (and a split other than
+    ``validation`` in brackets) when every set has the same version.
+    """
     sets = list(result["sets"])
-    head = ["metric"] + sets
+    parts = [name.split("/") for name in sets]
+    if len({p[1] for p in parts if len(p) == 3}) == 1 and all(len(p) == 3 for p in parts):
+        # one version for all: "Cap" for its validation split, "Cap (train)" otherwise
+        head = ["metric"] + [d if split == "validation" else f"{d} ({split})" for d, _, split in parts]
+    else:
+        head = ["metric"] + sets
     rows = [["loss"] + [f"{result['sets'][s]['loss']:.4f}" if result["sets"][s]["loss"] is not None
                         else "n/a (no data)" for s in sets]]
     for kind, name in METRIC_ROWS:
