@@ -323,3 +323,21 @@ def test_multi_process_runner_gives_the_same_bytes(published, tmp_path):
     for dataset in ("VideoPoint", "MultiImagePoint"):
         assert dataset in result.published
         assert _files(tmp_path / dataset / "1.0.0") == _files(Path(published["root"]) / dataset / "1.0.0")
+
+
+def test_an_image_only_ingest_output_needs_no_videos_table_in_any_order(tmp_path):
+    """Only an ingest output that has clips must bring their videos (sources, licenses), whatever
+    other ingest outputs come before it (synth's rendered image sets are such an output)."""
+    from pipelines.publish.inputs import InputError, collect_inputs
+
+    clip = ClipSpec("c1", "v1")
+    with_clips = make_ingest(tmp_path / "clips", [clip])
+    images_only = make_ingest(tmp_path / "sets", [], [SetSpec("s1")])
+    (images_only / "videos.parquet").unlink()
+    records = write_records(tmp_path / "records", {"VideoPoint": [video_point("vp", clip, [0.0])]})
+    for order in ([with_clips, images_only], [images_only, with_clips]):
+        inputs = collect_inputs([str(p) for p in order], [str(records)])
+        assert {s.kind for s in inputs.media_shards} == {"clips", "imagesets"}
+    (with_clips / "videos.parquet").unlink()
+    with pytest.raises(InputError, match="clips but no videos.parquet"):
+        collect_inputs([str(images_only), str(with_clips)], [str(records)])

@@ -144,7 +144,7 @@ def _pin_ingest(uri: str, inputs: Inputs) -> InputPin:
         if fs.isfile(_join(path, name)):
             files[name] = sha256_of(_join(uri, name))
     videos = table_name("videos")
-    if videos not in files and any(s.kind == "clips" for s in inputs.media_shards):
+    if videos not in files and any(entry["shard"].split("/", 1)[0] == "clips" for entry in shards):  # this input's
         raise InputError(f"ingest output {uri}: clips but no {videos} (their sources and licenses)")
     if videos in files:
         inputs.videos_tables.append(_join(uri, videos))

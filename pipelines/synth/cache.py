@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -67,17 +66,15 @@ class ResponseCache:
 
     def put(self, key: str, fields: dict[str, Any], text: str) -> None:
         """Store a reply (whole or not at all)."""
+        from shards.atomic import write_bytes
+
         data = json.dumps({"key_fields": fields, "text": text}, sort_keys=True, ensure_ascii=False).encode("utf-8")
         final = self._entry(key)
         if self.local:
-            folder = os.path.dirname(final)
-            os.makedirs(folder, exist_ok=True)
-            tmp = os.path.join(folder, f".{key}.json.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, final)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            write_bytes(final, data)
         else:
-            self.fs.pipe_file(final, data)
+            self.fs.pipe_file(final, data)  # one PUT: whole or nothing on an object store
 
 
 @dataclass

@@ -101,31 +101,24 @@ def _shard_of(element, n_shards: int):
 
 
 class WriteSetShardFn(beam.DoFn):
-    """(shard index, [(set id, record, members)]) -> the shard's status (also written as ``.done.json``)."""
+    """(shard index, [(set id, record, members)]) -> the shard's status: tar, table and done marker
+    committed by ``shards.commit`` (the marker written last)."""
 
     def __init__(self, staging: str):
         self.staging = staging
 
     def process(self, element):
-        from pipelines.synth.outputs import write_part
-        from shards.writer import canonical_json, file_sha256, write_shard
+        from shards.commit import ShardSlot, commit_shard, fingerprint
 
         index, refs = element
         refs = sorted(refs, key=lambda r: r[0])
-        folder = Path(self.staging) / "imagesets"
-        folder.mkdir(parents=True, exist_ok=True)
-        name = f"imagesets-{index:06d}"
-        info = write_shard(folder / f"{name}.tar", ({"__key__": k, "json": rec, **members} for k, rec, members in refs))
-        write_part(folder, "", "image_set", index, [rec for _, rec, _ in refs], path=folder / f"{name}.parquet")
-        h = hashlib.sha256()
-        for key, rec, members in refs:
-            h.update(key.encode() + b"\n" + canonical_json(rec).encode() + b"\n")
-        status = {"shard": f"imagesets/{name}.tar", "fingerprint": h.hexdigest(), "sha256": info.sha256,
-                  "num_samples": info.num_samples, "num_bytes": info.num_bytes,
-                  "num_members": sum(len(m) for _, _, m in refs), "first_key": info.first_key,
-                  "last_key": info.last_key, "table": f"imagesets/{name}.parquet",
-                  "table_sha256": file_sha256(folder / f"{name}.parquet")}
-        (folder / f"{name}.tar.done.json").write_text(json.dumps(status, sort_keys=True))
+        slot = ShardSlot.numbered(self.staging, "imagesets", index)
+        os.makedirs(os.path.dirname(slot.path(slot.tar)), exist_ok=True)
+        # the members are drawn from the records' data (their sha256 stand in the records)
+        status = commit_shard(slot, ({"__key__": k, "json": rec, **members} for k, rec, members in refs),
+                              content_fingerprint=fingerprint((k, rec) for k, rec, _ in refs),
+                              table=("image_set", [rec for _, rec, _ in refs]),
+                              extra={"num_members": sum(len(m) for _, _, m in refs)})
         yield status
 
 
@@ -164,23 +157,20 @@ class GenerateSynMultiImageQA(beam.PTransform):
 def finalize_media(media_out: str | os.PathLike) -> dict[str, Any]:
     """Write ``imagesets.parquet`` and ``shards.json`` from the committed shards, then rename the
     staged folder to ``media_out``; return ``{"image_sets", "images", "shards"}``."""
-    import pyarrow.parquet as pq
-
     from pipelines.synth.outputs import staging_dir
-    from schemas.arrow import arrow_schema
+    from shards.atomic import write_json
+    from shards.commit import DONE_SUFFIX
+    from shards.layout import IngestLayout
+    from shards.tables import concat_tables
 
     out = Path(media_out).resolve()
     staging = staging_dir(out)
-    folder = staging / "imagesets"
-    shards = sorted((json.loads(p.read_text()) for p in folder.glob("*.tar.done.json")), key=lambda s: s["shard"])
-    schema = arrow_schema("image_set")
-    with pq.ParquetWriter(staging / "imagesets.parquet", schema) as writer:
-        for s in shards:
-            writer.write_table(pq.read_table(staging / s["table"], schema=schema))
-    for p in folder.glob("*.tar.done.json"):
-        p.unlink()
+    layout = IngestLayout(staging)
+    done = sorted(layout.shard_folder("imagesets").glob(f"*.tar{DONE_SUFFIX}"))
+    shards = sorted((json.loads(p.read_text()) for p in done), key=lambda s: s["shard"])
+    concat_tables(layout.imagesets_table, "image_set", [staging / s["table"] for s in shards])
+    write_json(layout.shards_index, shards, indent=1, newline=True)
     shutil.rmtree(staging / ".parts", ignore_errors=True)
-    (staging / "shards.json").write_text(json.dumps(shards, indent=1, sort_keys=True) + "\n")
     old = out.parent / f".{out.name}.old-{os.getpid()}"
     if out.exists():
         os.rename(out, old)

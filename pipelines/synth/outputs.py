@@ -20,11 +20,10 @@ the same inputs and settings give byte-identical files, whatever the cache held.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable
 
 from annotation.outputs import file_digest
 
@@ -67,37 +66,18 @@ def prepare(out: str | os.PathLike, manifest: str = MANIFEST) -> Path:
 
 
 def write_part(staging: str | os.PathLike, name: str, record_type: str, index: int,
-               records: Iterable[dict], path: Optional[Path] = None) -> dict[str, Any]:
+               records: Iterable[dict]) -> dict[str, Any]:
     """Write one part (records sorted by key) atomically; return ``{"name", "part", "rows"}``.
 
-    The part goes to ``{staging}/.parts/{name}-{index:06d}.parquet``, or to ``path`` when given.
+    The part goes to ``{staging}/.parts/{name}-{index:06d}.parquet`` (``shards.tables``).
     """
-    import pyarrow.parquet as pq
-
-    from schemas.arrow import to_table
+    from shards.tables import write_table
 
     rows = sorted(records, key=lambda r: r["key"])
-    if path is None:
-        path = Path(staging) / ".parts" / f"{name}-{index:06d}.parquet"
+    path = Path(staging) / ".parts" / f"{name}-{index:06d}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(to_table(record_type, rows), tmp)
-    os.replace(tmp, path)
+    write_table(path, record_type, rows)
     return {"name": name, "part": path.name, "rows": len(rows)}
-
-
-def _concat(path: Path, record_type: str, parts: list[Path]) -> int:
-    import pyarrow.parquet as pq
-
-    from schemas.arrow import arrow_schema
-
-    schema, rows = arrow_schema(record_type), 0
-    with pq.ParquetWriter(path, schema) as writer:
-        for part in parts:
-            table = pq.read_table(part, schema=schema)
-            rows += table.num_rows
-            writer.write_table(table)
-    return rows
 
 
 def finalize(out: str | os.PathLike, dataset: str, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -112,6 +92,11 @@ def finalize(out: str | os.PathLike, dataset: str, manifest: dict[str, Any]) -> 
     Returns:
         The manifest as written.
     """
+    import pyarrow.parquet as pq
+
+    from shards.atomic import write_json
+    from shards.tables import concat_tables
+
     out = Path(out).resolve()
     staging = staging_dir(out)
     parts = staging / ".parts"
@@ -119,12 +104,13 @@ def finalize(out: str | os.PathLike, dataset: str, manifest: dict[str, Any]) -> 
     for file_name, name, record_type in ((f"{dataset}.parquet", "records", dataset),
                                           ("failures.parquet", "failures", "failure")):
         listed = sorted(parts.glob(f"{name}-*.parquet"))
-        rows = _concat(staging / file_name, record_type, listed)
+        concat_tables(staging / file_name, record_type, listed)
+        rows = pq.read_metadata(staging / file_name).num_rows
         digest = file_digest(staging / file_name)
         outputs[file_name] = {"sha256": digest["sha256"], "bytes": digest["bytes"], "rows": rows}
     shutil.rmtree(parts)
     data = {"format": FORMAT, "dataset": dataset, **manifest, "outputs": outputs}
-    (staging / MANIFEST).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    write_json(staging / MANIFEST, data, indent=1, newline=True)
     old = out.parent / f".{out.name}.old-{os.getpid()}"
     if out.exists():
         os.rename(out, old)

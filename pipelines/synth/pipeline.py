@@ -39,10 +39,11 @@ DATASETS = {"capqa": "CapQA", "subtitleqa": "SubtitleQA", "synmultiimageqa": "Sy
 def _video_tables(args) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
     """(record type, path) of every table read, and the manifest's input entries."""
     from pipelines.synth.outputs import input_digest
+    from shards.layout import IngestLayout
 
     tables, pins = [], []
     for folder in args.ingest:
-        path = Path(folder) / "clips.parquet"
+        path = IngestLayout(folder).clips_table
         if not path.is_file():
             raise InputsError(f"--ingest {folder}: no clips.parquet (not an ingest output, or an unfinished one)")
         tables.append(("clip", str(path.resolve())))
@@ -148,8 +149,10 @@ def run(generator: str, argv=None, test_pipeline=None, config: Optional[SynthCon
         from pipelines.synth.image_sets import finalize_media
 
         media = finalize_media(args.media_out)
+        from shards.layout import IngestLayout
+
         pins = pins + [{"role": "media", "path": os.path.abspath(args.media_out),
-                        "shards_json_sha256": _sha256(Path(args.media_out) / "shards.json")}]
+                        "shards_json_sha256": _sha256(IngestLayout(args.media_out).shards_index)}]
     prompt = None
     if config.backend.kind != "template":
         p = load_prompt(generator, config.generation.prompt_version)
