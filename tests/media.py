@@ -84,6 +84,7 @@ def write_video(
     rotation: int = 0,
     codec: str = "libx264",
     time_base: Fraction = Fraction(1, 1000),
+    options: dict[str, str] | None = None,
 ) -> Path:
     """Write an mp4 whose frame ``i`` is ``index_frame(i)`` presented at ``times[i]`` seconds.
 
@@ -97,6 +98,7 @@ def write_video(
             (``VideoStream.set_display_rotation``, PyAV >= 17).
         codec: encoder name; ``libx264`` is written losslessly (qp 0).
         time_base: stream time base.
+        options: encoder options instead of the default (lossless x264, which makes no B-frames).
 
     Returns:
         ``Path(path)``.
@@ -105,7 +107,8 @@ def write_video(
 
     path = Path(path)
     width, height = size
-    options = {"qp": "0", "bf": "2"} if codec == "libx264" else {}
+    if options is None:
+        options = {"qp": "0", "bf": "2"} if codec == "libx264" else {}
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=25, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"

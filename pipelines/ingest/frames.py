@@ -15,6 +15,13 @@ Definitions used throughout (seconds, float64):
 * **Frame at t**: the last frame whose start <= t (within float32 slop), clamped to the frames
   that exist.
 
+Decoding: ``pipelines.ingest.video_file.VideoFile`` opens a video once (PyAV for the container, decord for the timeline).
+Its frames come from ``pipelines.ingest.pts_decode`` (PyAV: only the wanted frames, by pts,
+unwanted non-reference frames skipped, long gaps crossed by seeking, nothing read past the last
+one, converted by decord's own filter chain) when PyAV's packets reproduce decord's timeline
+exactly; otherwise, or for what that path could not finish, from decord. Both give the same
+frame at each time and the same pixels (tested on H.264, VP9, VFR, rotated and real files).
+
 Rotation: the display rotation comes from PyAV (the first frame's DISPLAYMATRIX side data).
 decord 0.6.0 already applies that same rotation when it decodes (its FFmpeg 4.1 filter graph
 transposes 90/180/270), so frames come out upright with no extra work; ``rotation=`` overrides
@@ -30,7 +37,7 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from schemas.sampling import DEFAULT_MAX_FPS, DEFAULT_MAX_FRAMES, sample_times
+from schemas.sampling import DEFAULT_MAX_FPS, DEFAULT_MAX_FRAMES
 
 __all__ = [
     "DecodeError",
@@ -218,16 +225,9 @@ def probe(source: Source) -> VideoInfo:
     Raises:
         DecodeError: missing, empty, unreadable or frameless input.
     """
-    _check_source(source)
-    meta = _container_info(source)
-    if not meta["has_video"]:
-        return VideoInfo(0.0, 0.0, 0, 0, 0, 0, "", False, meta["has_audio"], 0.0)
-    vr = _reader(source)
-    _, duration = _timing(vr, _name(source), meta["time_base"])
-    fps = len(vr) / duration if duration > 0 else 0.0
-    return VideoInfo(duration=duration, fps=fps, num_frames=len(vr), width=meta["width"],
-                     height=meta["height"], rotation=meta["rotation"], codec=meta["codec"],
-                     has_video=True, has_audio=meta["has_audio"], start_time=meta["start_time"])
+    from pipelines.ingest.video_file import VideoFile
+
+    return VideoFile(source).info
 
 
 def frame_times(vr, time_base=None) -> np.ndarray:
@@ -342,7 +342,7 @@ def decode_clip(
             the native size.
         rotation: counter-clockwise degrees to turn coded frames upright; None uses the
             container's display rotation (``probe``), 0 gives frames as coded.
-        num_threads: decoder threads for decord (0: FFmpeg chooses).
+        num_threads: decoder threads (0: FFmpeg chooses).
         times: explicit clip-relative times to decode instead of the Molmo 2 sample times (used
             for the constant-frame-rate mp4 of track annotation); each in ``[0, end - start]``.
 
@@ -353,49 +353,12 @@ def decode_clip(
         DecodeError: the source is not a decodable video (empty, unreadable, audio-only).
         ValueError: a bad clip window, rotation or ``max_side``.
     """
-    name = _name(source)
-    if rotation is not None and rotation % 90 != 0:
-        raise ValueError(f"rotation must be a multiple of 90 degrees, got {rotation}")
-    if max_side is not None and max_side < 1:
-        raise ValueError(f"max_side must be >= 1, got {max_side}")
-    _check_source(source)
-    meta = _container_info(source)
-    if not meta["has_video"]:
-        kind = "audio-only file" if meta["has_audio"] else "no video stream"
-        raise DecodeError(name, f"{kind}: nothing to decode", "no_video_stream")
+    from pipelines.ingest.video_file import VideoFile, check_args
 
-    decord_rot = meta["rotation"]  # decord applies the display rotation itself
-    extra = ((decord_rot if rotation is None else rotation) - decord_rot) % 360
-    w, h = meta["width"], meta["height"]
-    if decord_rot in (90, 270):
-        w, h = h, w  # decord's output orientation
-    out_w, out_h = _target_size(*((h, w) if extra in (90, 270) else (w, h)), max_side)
-    dec_w, dec_h = (out_h, out_w) if extra in (90, 270) else (out_w, out_h)
-    resize = (dec_w, dec_h) != (w, h)
-    vr = _reader(source, dec_w if resize else -1, dec_h if resize else -1, num_threads)
-    starts, video_duration = _timing(vr, name, meta["time_base"])
-
-    end = video_duration if end is None else float(end)
-    slack = video_duration / len(starts)  # one average frame
-    if not (0.0 <= start <= end) or end > video_duration + slack:
-        raise ValueError(f"{name}: clip window [{start}, {end}] is not inside the video "
-                         f"[0, {video_duration:.6f}]")
-    end = min(end, video_duration)
-    duration = max(0.0, end - float(start))
-    if times is None:
-        times = sample_times(duration, max_frames=max_frames, max_fps=max_fps)
-    else:
-        times = [float(t) for t in times]
-        if not times or min(times) < 0 or max(times) > duration + 1e-6:
-            raise ValueError(f"{name}: explicit times must be non-empty and inside [0, {duration:.6f}]")
-    indices = indices_for_times(starts, [start + t for t in times])
-
-    unique = sorted(set(indices))
-    decoded = _read_frames(vr, unique, dec_w, dec_h, name)
-    if extra:
-        decoded = {i: np.ascontiguousarray(np.rot90(a, k=extra // 90)) for i, a in decoded.items()}
-    return DecodedClip(timestamps=times, frame_indices=indices,
-                       frames=[decoded[i] for i in indices], duration=duration, start=float(start))
+    check_args(rotation, max_side)
+    clip = VideoFile(source, num_threads).clip(start, end, max_frames, max_fps, max_side, rotation, times)
+    return DecodedClip(timestamps=clip.timestamps, frame_indices=clip.frame_indices, frames=list(clip),
+                       duration=clip.duration, start=clip.start)
 
 
 def encode_jpeg(frame: np.ndarray, quality: int = 90) -> bytes:

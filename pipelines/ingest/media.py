@@ -169,23 +169,26 @@ def _hash_positions(counts: list[int], n: int) -> list[tuple[int, int]]:
 _X264_OPTIONS = {"crf": "20", "preset": "veryfast"}
 
 
-def _write_cfr_mp4(raw_path: str, start: float, end: float, config: IngestConfig, path: Path) -> list[int]:
-    """Constant-frame-rate H.264 mp4 of the clip, starting at time 0; returns source indices."""
-    import av
+def _write_cfr_mp4(video, start: float, end: float, config: IngestConfig, path: Path) -> list[int]:
+    """Constant-frame-rate H.264 mp4 of the clip, starting at time 0; returns source indices.
 
-    from pipelines.ingest.frames import decode_clip
+    ``video`` is the source's ``pipelines.ingest.video_file.VideoFile``; frames are encoded as they
+    are decoded, one in memory at a time.
+    """
+    import av
 
     fps = config.frames.cfr_fps
     n = max(1, int((end - start) * fps + 1e-6))
-    clip = decode_clip(raw_path, start=start, end=end, max_side=config.frames.max_side,
-                       times=[i / fps for i in range(n)])
-    h, w = clip.frames[0].shape[:2]
+    clip = video.clip(start=start, end=end, max_side=config.frames.max_side, times=[i / fps for i in range(n)])
     with av.open(str(path), "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=int(round(fps)) if float(fps).is_integer() else fps)
-        stream.width, stream.height = w - w % 2, h - h % 2
-        stream.pix_fmt = "yuv420p"
-        stream.options = dict(_X264_OPTIONS)
-        for i, frame in enumerate(clip.frames):
+        stream = None
+        for i, frame in enumerate(clip):
+            if stream is None:
+                h, w = frame.shape[:2]
+                stream = out.add_stream("libx264", rate=int(round(fps)) if float(fps).is_integer() else fps)
+                stream.width, stream.height = w - w % 2, h - h % 2
+                stream.pix_fmt = "yuv420p"
+                stream.options = dict(_X264_OPTIONS)
             vf = av.VideoFrame.from_ndarray(frame[: stream.height, : stream.width], format="rgb24")
             vf.pts = i
             for packet in stream.encode(vf):
@@ -209,11 +212,16 @@ def _frames_fit(meta: dict, want_hash: list[int], config: IngestConfig) -> bool:
             and all(str(i) in meta["phash"] for i in want_hash))
 
 
-def _decode_into(raw_path: str, clip_id: str, start: float, end: float, want_hash: list[int],
+def _decode_into(video, clip_id: str, start: float, end: float, want_hash: list[int],
                  config: IngestConfig, frame_store: str) -> tuple[dict, bool]:
-    """Decode one clip's frames into its frame-store folder (atomically); return (meta, reused)."""
+    """Decode one clip's frames of ``video`` (a ``VideoFile``) into its frame-store folder
+    (atomically); return (meta, reused).
+
+    Each frame is JPEG-encoded and written as it comes out of the decoder (one frame in memory);
+    the frames dedupe hashes are taken from as they pass.
+    """
     from pipelines.ingest.phash import frame_phash
-    from pipelines.ingest.frames import decode_clip, encode_jpeg
+    from pipelines.ingest.frames import encode_jpeg
 
     final = clip_dir(frame_store, clip_id, render_fingerprint(config))
     meta = _read_meta(final)
@@ -223,21 +231,27 @@ def _decode_into(raw_path: str, clip_id: str, start: float, end: float, want_has
     # another worker finishing the same folder first: theirs is identical, ours is dropped
     with atomic_dir(final, replace=outdated) as staged:
         tmp = Path(staged)
-        clip = decode_clip(raw_path, start=start, end=end, max_frames=config.sampling.max_frames,
-                           max_fps=config.sampling.max_fps, max_side=config.frames.max_side, num_threads=1)
-        for i, frame in enumerate(clip.frames):
-            (tmp / f"{i:03d}.jpg").write_bytes(encode_jpeg(frame, quality=config.frames.jpeg_quality))
-        h, w = clip.frames[0].shape[:2]
+        clip = video.clip(start=start, end=end, max_frames=config.sampling.max_frames,
+                          max_fps=config.sampling.max_fps, max_side=config.frames.max_side)
+        want, hashes = set(want_hash), {}
+        last, data = None, b""
+        for i, frame in enumerate(clip):
+            if frame is not last:  # a frame shown at two sample times is the same array: encode once
+                last, data = frame, encode_jpeg(frame, quality=config.frames.jpeg_quality)
+            (tmp / f"{i:03d}.jpg").write_bytes(data)
+            if i in want:
+                hashes[str(i)] = frame_phash(frame)
+        h, w = last.shape[:2]
         meta = {
             "clip_id": clip_id, "start": start, "end": end, "duration": clip.duration,
             "timestamps": clip.timestamps, "frame_indices": clip.frame_indices, "width": w, "height": h,
-            "phash": {str(i): frame_phash(clip.frames[i]) for i in sorted(set(want_hash))},
+            "phash": hashes,
         }
         (tmp / META).write_text(json.dumps(meta, sort_keys=True))
     return json.loads((final / META).read_text()), False
 
 
-def _mp4_into(raw_path: str, clip_id: str, start: float, end: float, config: IngestConfig,
+def _mp4_into(video, clip_id: str, start: float, end: float, config: IngestConfig,
               frame_store: str) -> tuple[Path, dict, bool]:
     """Make one clip's constant-frame-rate mp4 in its own folder (atomically), unless it exists;
     return (its folder, its meta, reused). The clip's frames are not touched."""
@@ -248,7 +262,7 @@ def _mp4_into(raw_path: str, clip_id: str, start: float, end: float, config: Ing
     with atomic_dir(final) as staged:
         tmp = Path(staged)
         meta = {"cfr_fps": config.frames.cfr_fps,
-                "cfr_frame_indices": _write_cfr_mp4(raw_path, start, end, config, tmp / "clip.mp4")}
+                "cfr_frame_indices": _write_cfr_mp4(video, start, end, config, tmp / "clip.mp4")}
         (tmp / META).write_text(json.dumps(meta, sort_keys=True))
     return final, json.loads((final / META).read_text()), False
 
@@ -281,13 +295,15 @@ def process_video(raw_path: str, sha256: str, start: float | None, end: float | 
         RunFault: a fault of the run (the frame store cannot be written, the disk is full).
     """
     from pipelines.common.guard import InputGuard
-    from pipelines.ingest.frames import DecodeError, probe
+    from pipelines.ingest.frames import DecodeError
+    from pipelines.ingest.video_file import VideoFile
 
     name = name or raw_path
     guard = InputGuard({"FRAMES": frame_store}, hide={raw_path: name})
     with guard.step("probe", name, input_id):
         try:
-            info = probe(raw_path)
+            video = VideoFile(raw_path, num_threads=1)  # opened once for the probe and every clip
+            info = video.info
         except DecodeError as exc:
             raise InputError("probe", exc.error_type, f"{name}: {_reason(exc, raw_path, name)}") from None
         if not info.has_video:
@@ -306,8 +322,8 @@ def process_video(raw_path: str, sha256: str, start: float | None, end: float | 
         want = [i for cc, i in positions if cc == c]
         with guard.step("decode", name, input_id):
             try:
-                meta, reused = _decode_into(raw_path, clip_id, s, e, want, config, frame_store)
-                mp4 = _mp4_into(raw_path, clip_id, s, e, config, frame_store) if config.frames.write_cfr_mp4 else None
+                meta, reused = _decode_into(video, clip_id, s, e, want, config, frame_store)
+                mp4 = _mp4_into(video, clip_id, s, e, config, frame_store) if config.frames.write_cfr_mp4 else None
             except DecodeError as exc:
                 raise InputError("decode", exc.error_type, f"{name}: {_reason(exc, raw_path, name)}") from None
             except ValueError as exc:
