@@ -160,6 +160,27 @@ def test_decord_finishes_what_pyav_could_not(corpus, monkeypatch):
     assert video.stats["decord"] == len(set(clip.frame_indices)) - 2
 
 
+def test_ten_bit_video_goes_to_decord(tmp_path):
+    # decord's FFmpeg 4 converts 10-bit frames at native size differently (up to 71 levels apart)
+    path = tmp_path / "ten.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"qp": "1"})
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p10le"
+        for i in range(30):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 96, 3), 8 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame.reformat(format="yuv420p10le")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    video = VideoFile(path, num_threads=1)
+    clip = video.clip(max_fps=5.0)
+    frames = list(clip)
+    assert video.stats == {"decord": len(set(clip.frame_indices))}
+    expected = dict(zip(sorted(set(clip.frame_indices)), decord_frames(path, clip.frame_indices)))
+    assert all(np.array_equal(f, expected[i]) for i, f in zip(clip.frame_indices, frames))
+
+
 def test_packet_index_and_filter_description(corpus):
     index = scan_packets(corpus["h264"])
     assert len(index.pts) == 200 and index.key.sum() == 20 and sorted(index.pts) != list(index.pts)  # B-frames

@@ -176,6 +176,7 @@ def _container_info(source: Source) -> dict:
                 "rotation": int(round(first.rotation / 90.0)) * 90 % 360,
                 "start_time": float(start),
                 "time_base": stream.time_base,
+                "pix_fmt": first.format.name,
             }
     except av.error.FFmpegError as exc:
         raise DecodeError(name, f"not a readable media file ({exc})", "unreadable") from exc

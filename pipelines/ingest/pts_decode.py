@@ -35,9 +35,14 @@ from typing import Iterator, Sequence, Union
 
 import numpy as np
 
-__all__ = ["PacketIndex", "scan_packets", "decode_by_pts", "filter_description"]
+__all__ = ["PacketIndex", "scan_packets", "decode_by_pts", "filter_description", "PIXEL_FORMATS"]
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview]
+
+PIXEL_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuv444p"})
+"""Decoded formats whose conversion here was checked equal to decord's, pixel for pixel (8-bit
+4:2:0 limited and full range, 4:2:2, 4:4:4; H.264, VP9, MPEG-4). Others (10-bit: up to 71 levels
+apart at native size) raise in ``decode_by_pts``, so the caller decodes them with decord."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,8 @@ class _Converter:
         import av
 
         if self.graph is None:
+            if frame.format.name not in PIXEL_FORMATS:
+                raise ValueError(f"pixel format {frame.format.name} is not one checked against decord")
             graph = av.filter.Graph()
             nodes = [graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
                                       time_base=self.stream.time_base)]

@@ -107,11 +107,14 @@ class VideoFile:
         return ClipFrames(self, list(times), indices, duration, float(start), (dec_w, dec_h), (w, h), extra)
 
     def _packet_pts(self) -> np.ndarray | None:
-        """pts of frame i (presentation order) when PyAV's packets are decord's timeline, else None."""
+        """pts of frame i (presentation order) when PyAV's packets are decord's timeline and its
+        frames are of a pixel format converted like decord's (``pts_decode.PIXEL_FORMATS``), else None."""
         if self._pts is False:
-            from pipelines.ingest.pts_decode import scan_packets
+            from pipelines.ingest.pts_decode import PIXEL_FORMATS, scan_packets
 
             self._pts = None
+            if self.meta["pix_fmt"] not in PIXEL_FORMATS:
+                return None
             try:
                 index = scan_packets(self.source)
             except Exception:  # noqa: BLE001 - a file PyAV cannot demux is decoded by decord
