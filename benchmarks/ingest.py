@@ -110,7 +110,9 @@ def _generate_one(job: tuple[str, tuple, int]) -> str:
 
 def corpus(root: Path, specs: tuple, seed: int, processes: int) -> tuple[list[tuple[str, Path]], float, int]:
     """The videos of ``specs`` (generated once, cached); returns ([(name, path)], seconds, made)."""
-    jobs = [(str(_spec_folder(root, spec, seed + i)), spec, seed + i) for i, spec in enumerate(specs)]
+    # a scene's seed is its place in MIXED (so --quick reuses the full corpus's files), else in specs
+    offsets = [MIXED.index(spec) if spec in MIXED else i for i, spec in enumerate(specs)]
+    jobs = [(str(_spec_folder(root, spec, seed + k)), spec, seed + k) for k, spec in zip(offsets, specs)]
     missing = [j for j in jobs if not (Path(j[0]) / ".complete").is_file()]
     start = time.perf_counter()
     if missing:
