@@ -1,12 +1,14 @@
 """kill -9 during a publish, then the same command again, gives the same version, byte for byte.
 
 The command runs as a real process (``python -m molmo2_data publish``); it is killed with
-SIGKILL when a chosen file first appears in the version folder (mid-pipeline: the first shard;
-during the commit: ``stats.json``), which is before ``manifest.json`` exists. Until the rerun,
+SIGKILL mid-pipeline (when the first shard appears in the version folder) or during the commit
+(it kills itself through the fault-injection plan after writing every file but ``manifest.json``:
+polling for a file there raced the manifest on a busy machine). Until the rerun,
 readers see no version. The rerun's files equal those of an uninterrupted publish.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.common import inject
 from shards.published import list_versions
 from tests.publish_inputs import ClipSpec, SetSpec, make_ingest, multi_image_point, video_point, write_records
 
@@ -27,9 +30,13 @@ def _command(ingest: Path, records: Path, root: Path) -> list[str]:
             "--ingest", str(ingest), "--records", str(records), "--shard-max-bytes", "65536"]
 
 
-def _env() -> dict:
+def _env(plan: Path | None = None) -> dict:
     repo = str(Path(__file__).resolve().parents[1])
-    return {**os.environ, "PYTHONPATH": repo + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": repo + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop(inject.ENV, None)
+    if plan is not None:
+        env[inject.ENV] = str(plan)
+    return env
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -50,19 +57,29 @@ def inputs(tmp_path_factory):
     return {"ingest": ingest, "records": records, "reference": reference}
 
 
-@pytest.mark.parametrize("kill_when", ["train-000000.tar", "stats.json"])
+@pytest.mark.parametrize("kill_when", ["train-000000.tar", "commit"])
 def test_kill_9_then_rerun_gives_the_same_version(inputs, tmp_path, kill_when):
     root = tmp_path / "root"
-    target = root / "VideoPoint" / "2.0.0" / kill_when
-    proc = subprocess.Popen(_command(inputs["ingest"], inputs["records"], root), env=_env(),
+    plan = None
+    if kill_when == "commit":
+        plan = tmp_path / "plan.json"
+        plan.write_text(json.dumps([{"stage": "publish_commit", "input": "VideoPoint", "raise": "SIGKILL"}]))
+    proc = subprocess.Popen(_command(inputs["ingest"], inputs["records"], root), env=_env(plan),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 300
-        while not target.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert proc.poll() is None, "the publish finished before the kill point"
-        os.killpg(proc.pid, signal.SIGKILL)
+        if kill_when == "commit":
+            assert proc.wait(timeout=600) == -signal.SIGKILL, "the publish did not reach its commit"
+            assert (root / "VideoPoint" / "2.0.0" / "stats.json").exists()  # killed inside the commit
+        else:
+            target = root / "VideoPoint" / "2.0.0" / kill_when
+            deadline = time.monotonic() + 300
+            while not target.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert proc.poll() is None, "the publish finished before the kill point"
+            os.killpg(proc.pid, signal.SIGKILL)
     finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
     assert not (root / "VideoPoint" / "2.0.0" / "manifest.json").exists()
     assert list_versions(str(root), "VideoPoint") == []  # readers see nothing of the killed run

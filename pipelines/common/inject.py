@@ -13,7 +13,8 @@ A plan is a JSON list of faults::
 
 ``input`` matches any of the names the step gives (the manifest id, the source path or URL);
 ``raise`` is a builtin exception class (``MemoryError``, ``ValueError``...) or ``OSError:<ERRNO>``
-(optionally with the ``path`` it names). The file is read at every call, so a test may change it
+(optionally with the ``path`` it names), or ``SIGKILL``: the process kills itself there, a crash at
+an exact point (e.g. stage ``publish_commit``, between a version's last file and its manifest). The file is read at every call, so a test may change it
 between runs.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ import builtins
 import errno
 import json
 import os
+import signal
 
 __all__ = ["ENV", "maybe_fail", "make_exception"]
 
@@ -49,5 +51,7 @@ def maybe_fail(stage: str, *names: str) -> None:
         plan = json.load(f)
     for entry in plan:
         if entry["stage"] == stage and entry["input"] in names:
+            if entry["raise"] == "SIGKILL":
+                os.kill(os.getpid(), signal.SIGKILL)
             raise make_exception(entry["raise"], f"injected fault at {stage} of {entry['input']}",
                                  entry.get("path"))

@@ -143,5 +143,8 @@ def finalize(root: str, dataset: str, config: PublishConfig, head: dict[str, Any
     storage.remove(join(where, STAGING))
     manifest["files"] = {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
                          for name, data in sorted(files.items())}
+    from pipelines.common.inject import maybe_fail
+
+    maybe_fail("publish_commit", dataset)  # tests: a crash after every file but the manifest
     write_manifest(root, dataset, version, manifest)
     return manifest, []
