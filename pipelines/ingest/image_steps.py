@@ -22,9 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
-from pipelines.ingest.config import IngestConfig
 from pipelines.common.errors import InputError
 from pipelines.ingest.steps import (
     FAILED, FailureMemory, FetchingDoFn, _row_json, failure_record, remembered_outputs, split_for,
@@ -98,19 +96,7 @@ class ProcessImageSetFn(FetchingDoFn):
     """
 
     sandbox_stage = "image"
-
-    def __init__(self, config: IngestConfig, work_dir: str, retry_failed: bool = False,
-                 run_folders: dict[str, str] | None = None):
-        from pipelines.common.guard import InputGuard
-        from pipelines.common.progress import ProgressLog
-
-        self.config = config
-        self.work_dir = work_dir
-        self.retry_failed = retry_failed
-        self.guard = InputGuard(run_folders or {"WORK": work_dir})
-        self.progress = ProgressLog(str(WorkLayout(work_dir).progress))
-        self.ok = Metrics.counter("ingest", "image_sets")
-        self.failed = Metrics.counter("ingest", "image_sets_failed")
+    counter_names = ("image_sets", "image_sets_failed")
 
     def process(self, job: SetJob):
         ids = [r.input_id for r in job.rows]

@@ -101,15 +101,38 @@ class ReadManifestFn(beam.DoFn):
 class FetchingDoFn(beam.DoFn):
     """Base of the steps that fetch inputs and inspect them in a sandbox child process.
 
-    Subclasses set ``config`` and ``work_dir`` and name their failure stage in ``sandbox_stage``;
-    the fetcher and the sandbox are made in ``setup`` (per worker) and closed in ``teardown``.
+    It holds the settings, the work folder, the ``InputGuard``, the progress log and the two
+    Beam counters named by ``counter_names``; subclasses name their failure stage in
+    ``sandbox_stage``. The fetcher and the sandbox are made in ``setup`` (per worker) and closed in
+    ``teardown``.
+
+    Args:
+        config: ingest settings.
+        work_dir: raw store, frame store, failure memory and progress events.
+        retry_failed: retry inputs remembered as failed.
+        run_folders: the run's folders by label (``{"OUT": out, "WORK": work}``), for ``InputGuard``.
     """
 
     sandbox_stage = "decode"
+    counter_names = ("inputs_processed", "inputs_failed")  # (succeeded, failed) Beam counters
     fetcher = None
     sandbox = None
     downloads_reused = Metrics.counter("ingest", "downloads_reused")
     downloads_made = Metrics.counter("ingest", "downloads_made")
+
+    def __init__(self, config: IngestConfig, work_dir: str, retry_failed: bool = False,
+                 run_folders: dict[str, str] | None = None):
+        from pipelines.common.guard import InputGuard
+        from pipelines.common.progress import ProgressLog
+
+        self.config = config
+        self.work_dir = work_dir
+        self.retry_failed = retry_failed
+        self.guard = InputGuard(run_folders or {"WORK": work_dir})
+        self.progress = ProgressLog(str(WorkLayout(work_dir).progress))
+        ok, failed = self.counter_names
+        self.ok = Metrics.counter("ingest", ok)
+        self.failed = Metrics.counter("ingest", failed)
 
     def fetch(self, source: str, input_id: str, **kwargs):
         """``Fetcher.fetch``, counting what came from the raw store (``downloads_reused``)."""
@@ -191,18 +214,11 @@ class ProcessVideoFn(FetchingDoFn):
         run_folders: the run's folders by label (``{"OUT": out, "WORK": work}``), for ``InputGuard``.
     """
 
+    counter_names = ("videos_processed", "videos_failed")
+
     def __init__(self, config: IngestConfig, work_dir: str, retry_failed: bool = False,
                  run_folders: dict[str, str] | None = None):
-        from pipelines.common.guard import InputGuard
-        from pipelines.common.progress import ProgressLog
-
-        self.config = config
-        self.work_dir = work_dir
-        self.retry_failed = retry_failed
-        self.guard = InputGuard(run_folders or {"WORK": work_dir})
-        self.progress = ProgressLog(str(WorkLayout(work_dir).progress))
-        self.ok = Metrics.counter("ingest", "videos_processed")
-        self.failed = Metrics.counter("ingest", "videos_failed")
+        super().__init__(config, work_dir, retry_failed, run_folders)
         self.reuse = {name: Metrics.counter("ingest", name)
                       for name in ("clips_reused", "clips_decoded", "mp4s_reused", "mp4s_made")}
 
